@@ -1,0 +1,20 @@
+# dfstudy: how well do deepfake detectors generalise to deepfakes they were not trained on?
+# Raw videos -> aligned faces -> leak-free splits -> 30 detectors -> RQ1-RQ4 -> report.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/preprocess.smk"
+include: "rules/splits.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),
