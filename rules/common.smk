@@ -5,7 +5,7 @@ import shlex
 from snakemake.utils import validate
 
 from dfstudy.config import check_config
-from dfstudy.splits import planned_parts
+from dfstudy.splits import evaluation_sets, planned_parts
 
 validate(config, schema="../config/schema.yaml")
 check_config(config)
@@ -48,3 +48,63 @@ def final_targets():
         "results/splits/audit.csv",
         *(f"results/splits/{d}/{p}.npz" for d, p in PARTS),
     ]
+
+
+ARCHS = config["detectors"]["architectures"]
+STRATEGIES = config["detectors"]["strategies"]
+STUDY_NUMBER = {
+    (trainset, strategy): 3 * i + j + 1
+    for i, trainset in enumerate(("CELEB", "F2F"))
+    for j, strategy in enumerate(("original", "transfer", "merge"))
+}
+
+
+def detectors():
+    """(trainset, arch, strategy) of every detector in the configured matrix."""
+    return [(t, a, s) for t in TRAINSETS for a in ARCHS for s in STRATEGIES]
+
+
+def training_inputs(wildcards):
+    """Originals train on the training part; transfer and merge fine-tune a copy of the original."""
+    split = f"results/splits/{wildcards.trainset}"
+    inputs = {"val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
+    if wildcards.strategy == "original":
+        return {**inputs, "train": f"{split}/train.npz"}
+    init = f"results/models/{wildcards.trainset}/{wildcards.arch}/original.keras"
+    return {**inputs, "train": f"{split}/finetune.npz", "init": init}
+
+
+def training_options(wildcards):
+    det = config["detectors"]
+    phase = "original" if wildcards.strategy == "original" else "finetune"
+    opts = [
+        f"--epochs {det['epochs'][phase]}",
+        f"--lr {det['learning_rate'][wildcards.arch]}",
+        f"--batch-size {det['batch_size']}",
+        f"--seed {config['seed']}",
+    ]
+    if wildcards.strategy != "original":
+        opts.append(f"--init results/models/{wildcards.trainset}/{wildcards.arch}/original.keras")
+    if wildcards.strategy == "transfer" and wildcards.arch in det["transfer_layers"]:
+        opts.append("--trainable-layers " + ",".join(det["transfer_layers"][wildcards.arch]))
+    if det["weights"]:
+        opts.append(f"--weights {det['weights']}")
+    if det["mixed_precision"]:
+        opts.append("--mixed-precision")
+    return " ".join(opts)
+
+
+def evaluation_splits(wildcards):
+    return {d: f"results/splits/{d}/test.npz" for d in evaluation_sets(DATASETS, wildcards.trainset)}
+
+
+def evaluation_outputs(wildcards, output):
+    return " ".join(f"--split results/splits/{d}/test.npz --out {p}" for d, p in zip(evaluation_sets(DATASETS, wildcards.trainset), output))
+
+
+def predictions(trainset, arch, strategy):
+    return [f"results/predictions/{trainset}/{arch}/{strategy}/{d}.parquet" for d in evaluation_sets(DATASETS, trainset)]
+
+
+def all_predictions():
+    return [p for t, a, s in detectors() for p in predictions(t, a, s)]

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dfstudy.faces")  # not __name__: "__main__" under python -m
 
 VIDEO_COLUMNS = ["source", "video_id", "path", "label", "method", "identities", "official_split"]
 FACE_COLUMNS = ["image_id", "frame", "image_path", "status", "reason", "face_rule"]

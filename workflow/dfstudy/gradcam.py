@@ -38,6 +38,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 FAKE_CLASS_INDEX = 0  # one sigmoid unit = P(fake); tf-explain indexes predictions[:, class_index]
+# tf-explain passes `[model.inputs]`, a list inside a list; Keras 3 accepts it but warns on every call.
+_NESTED_INPUTS_WARNING = "The structure of `inputs` doesn't match"
 CONV_LAYER_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose")
 
 
@@ -124,11 +127,33 @@ def heatmap_reference(model, image, layer_name=None) -> np.ndarray:
     _require_tensorflow_backend()
     layer_name = layer_name or last_conv_layer(model)
     images = np.asarray(image)[None]
-    outputs, grads = GradCAM.get_gradients_and_filters(
-        model, images, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_NESTED_INPUTS_WARNING)
+        outputs, grads = GradCAM.get_gradients_and_filters(
+            model, images, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
+        )
     cam = GradCAM.generate_ponderated_output(outputs, grads)[0].numpy()
     return _normalise(cam, images.shape[1], images.shape[2])
+
+
+def _cam_function(model, layer_name):
+    """tf-explain's two Grad-CAM steps compiled into one TensorFlow graph for a fixed batch shape.
+
+    These are tf-explain's own functions, not a re-implementation: ``get_gradients_and_filters`` builds its
+    gradient sub-model once, while tracing, instead of once per call, and ``generate_ponderated_output``
+    gets the batch as a list (it iterates over it, which a symbolic tensor does not allow).
+    """
+    import tensorflow as tf
+    from tf_explain.core.grad_cam import GradCAM
+
+    @tf.function
+    def cams(images):
+        outputs, grads = GradCAM.get_gradients_and_filters(
+            model, images, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
+        )
+        return tf.stack(GradCAM.generate_ponderated_output(tf.unstack(outputs), tf.unstack(grads)))
+
+    return cams
 
 
 def heatmaps(model, images, layer_name=None, batch_size=64, progress=False) -> np.ndarray:
@@ -152,8 +177,13 @@ def heatmaps(model, images, layer_name=None, batch_size=64, progress=False) -> n
     np.ndarray
         float32 (N, H, W) in [0, 1], per-image min-max normalised; equal (to float round-off, < 1e-5) to
         :func:`heatmap_reference` image by image. A constant map is returned as zeros.
+
+    Notes
+    -----
+    Summing the scores over a batch (what tf-explain differentiates) still gives each image its own
+    gradient, because in inference mode no layer mixes images. The last batch is padded to the full batch
+    size so that the graph is traced once.
     """
-    from tf_explain.core.grad_cam import GradCAM
     from tqdm.auto import tqdm
 
     _require_tensorflow_backend()
@@ -162,17 +192,19 @@ def heatmaps(model, images, layer_name=None, batch_size=64, progress=False) -> n
     if images.ndim != 4:
         raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
     n, height, width = images.shape[:3]
+    batch_size = max(1, min(batch_size, n))
+    cams = _cam_function(model, layer_name)
     out = np.empty((n, height, width), np.float32)
     for start in tqdm(range(0, n, batch_size), disable=not progress, desc="grad-cam", unit="batch"):
         batch = images[start : start + batch_size]
-        # Summing the scores over the batch gives each image its own gradient: in inference mode no layer
-        # mixes images.
-        outputs, grads = GradCAM.get_gradients_and_filters(
-            model, batch, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
-        )
-        cams = GradCAM.generate_ponderated_output(outputs, grads)
-        for i, cam in enumerate(cams):
-            out[start + i] = _normalise(cam.numpy(), height, width)
+        size = len(batch)
+        if size < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - size, *batch.shape[1:]), batch.dtype)])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_NESTED_INPUTS_WARNING)
+            raw = cams(batch).numpy()
+        for i in range(size):
+            out[start + i] = _normalise(raw[i], height, width)
     return out
 
 

@@ -1,0 +1,145 @@
+"""Grad-CAM throughput: dfstudy.gradcam.heatmaps (batched) vs. one tf-explain explain() call per image.
+
+The study ran ``GradCAM().explain(...)`` once per image. This bench times that against the batched path on the
+same model and the same images, and checks that both give the same heatmaps:
+
+- ``max_abs_diff_maps``: batched [0, 1] maps vs. maps computed along explain()'s own code path
+  (``dfstudy.gradcam.heatmap_reference``);
+- ``max_abs_diff_jet`` / ``share_pixels_diff_jet``: explain()'s pure JET image (``image_weight=0``) vs.
+  ``colorize`` of the batched map (uint8 levels; a float round-off can flip one grey level, which JET turns
+  into a few levels of one channel).
+
+    .venv/bin/python bench/gradcam_throughput.py --size 256 --n-images 256 --n-explain 32 --threads 2
+
+The model is ``dfstudy.models.build("MesoNet", ...)`` when that module exists, else an identical Meso-4
+built here; weights are the random initial ones (speed and equality do not depend on training).
+"""
+
+import argparse
+import json
+import logging
+import platform
+import time
+import warnings
+
+import cv2
+import numpy as np
+
+
+def meso4(size):
+    """Meso-4 as in docs (fallback when dfstudy.models is not available)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    for i, (filters, kernel, pool) in enumerate(((8, 3, 2), (8, 5, 2), (16, 5, 2), (16, 5, 4)), start=1):
+        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"block{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.MaxPooling2D(pool, padding="same", name=f"block{i}_pool")(x)
+    x = layers.Flatten(name="features")(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Dense(16)(x)
+    x = layers.LeakyReLU(negative_slope=0.1)(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="fake_prob")(x)
+    return keras.Model(inputs, outputs, name="mesonet")
+
+
+def get_model(arch, size):
+    try:
+        from dfstudy.models import build
+    except ImportError:
+        if arch != "MesoNet":
+            raise
+        return meso4(size), "bench fallback Meso-4"
+    return build(arch, (size, size, 3)), "dfstudy.models.build"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", default="MesoNet")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--n-images", type=int, default=256, help="images for the batched path")
+    p.add_argument("--n-explain", type=int, default=32, help="of those, images for the explain() path")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write the result as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from tf_explain.core.grad_cam import GradCAM
+
+    from dfstudy import gradcam
+
+    keras_seed = args.seed
+    import keras
+
+    keras.utils.set_random_seed(keras_seed)
+    model, source = get_model(args.arch, args.size)
+    layer = gradcam.last_conv_layer(model)
+    rng = np.random.default_rng(args.seed)
+    # Smooth random images, so that maps are not pure noise.
+    small = rng.integers(0, 256, (args.n_images, args.size // 8, args.size // 8, 3), dtype=np.uint8)
+    images = np.stack([cv2.resize(im, (args.size, args.size), interpolation=cv2.INTER_CUBIC) for im in small])
+    ref_images = images[: args.n_explain]
+
+    def explain(image):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return GradCAM().explain(
+                (image[None], None), model, class_index=gradcam.FAKE_CLASS_INDEX, layer_name=layer,
+                use_guided_grads=False, colormap=cv2.COLORMAP_JET, image_weight=0.0,
+            )
+
+    explain(ref_images[0])  # warm-up: first-call costs are not the per-image cost
+    t0 = time.perf_counter()
+    jet_explain = np.stack([explain(im) for im in ref_images])
+    t_explain = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    maps = gradcam.heatmaps(model, images, layer, batch_size=args.batch_size)
+    t_cold = time.perf_counter() - t0  # includes tracing the graph once
+    t0 = time.perf_counter()
+    maps = gradcam.heatmaps(model, images, layer, batch_size=args.batch_size)
+    jet_batched = np.stack([gradcam.colorize(m) for m in maps])
+    t_batched = time.perf_counter() - t0
+
+    ref_maps = np.stack([gradcam.heatmap_reference(model, im, layer) for im in ref_images])
+    jet_diff = np.abs(jet_explain.astype(int) - jet_batched[: args.n_explain].astype(int))
+    rate_explain = args.n_explain / t_explain
+    rate_batched = args.n_images / t_batched
+    result = {
+        "model": f"{args.arch} ({source}), layer {layer}",
+        "size": args.size,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "n_batched": args.n_images,
+        "n_explain": args.n_explain,
+        "explain_per_image_hz": round(rate_explain, 2),
+        "batched_hz": round(rate_batched, 2),
+        "batched_hz_incl_trace": round(args.n_images / t_cold, 2),
+        "speedup": round(rate_batched / rate_explain, 2),
+        "max_abs_diff_maps": float(np.abs(maps[: args.n_explain] - ref_maps).max()),
+        "max_abs_diff_jet": int(jet_diff.max()),
+        "share_pixels_diff_jet": float((jet_diff.max(axis=-1) > 0).mean()),
+        "cpu": platform.processor() or platform.machine(),
+        "tensorflow": tf.__version__,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

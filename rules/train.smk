@@ -1,0 +1,24 @@
+rule train_detector:
+    input:
+        unpack(training_inputs),
+    output:
+        model="results/models/{trainset}/{arch}/{strategy}.keras",
+        card="results/models/{trainset}/{arch}/{strategy}.json",
+        history="results/models/{trainset}/{arch}/{strategy}_history.csv",
+    log:
+        "results/logs/train_detector/{trainset}/{arch}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/train_detector/{trainset}/{arch}/{strategy}.tsv"
+    params:
+        opts=training_options,
+        workdir="results/checkpoints/{trainset}/{arch}/{strategy}",
+    threads: max(1, min(workflow.cores, 8))
+    resources:
+        mem_mb=12000,
+        runtime=720,
+        gpu=1,
+    shell:
+        "python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
+        " --strategy {wildcards.strategy} --train {input.train} --val {input.val}"
+        " --out {output.model} --card {output.card} --history {output.history}"
+        " --workdir {params.workdir} --threads {threads} {params.opts} > {log} 2>&1"

@@ -1,0 +1,154 @@
+"""Score test sets with a trained detector: one row per image with P(fake).
+
+The workflow calls this once per detector with all of its test sets (several ``--split``/``--out``
+pairs), so the model is loaded once per job, not once per (detector, test set).
+
+Input images are passed to the model as float32 in the 0-255 range of the split arrays: each model owns
+its input scaling (a rescaling layer inside the saved model), so that a saved ``.keras`` file is
+self-contained and evaluation cannot silently disagree with training about normalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+__all__ = ["predict_split", "load_split", "main"]
+
+SPLIT_KEYS = ("images", "labels", "image_ids", "video_ids")
+
+
+def load_split(path: str | os.PathLike) -> dict:
+    """Load a split ``.npz`` (``images, labels, image_ids, video_ids``) into a dict of arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in SPLIT_KEYS if k not in z.files]
+        if missing:
+            raise KeyError(f"{path}: missing arrays {missing}")
+        return {k: z[k] for k in z.files}
+
+
+def _scores_from_output(out: np.ndarray) -> np.ndarray:
+    out = np.asarray(out)
+    if out.ndim == 2 and out.shape[1] == 2:  # softmax over (real, fake)
+        return out[:, 1]
+    if out.ndim > 1 and int(np.prod(out.shape[1:])) == 1:
+        return out.reshape(-1)
+    if out.ndim == 1:
+        return out
+    raise ValueError(f"expected one sigmoid output per image, got output shape {out.shape}")
+
+
+def predict_split(model, split: dict, batch_size: int = 256) -> pd.DataFrame:
+    """Score every image of a split with a detector.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A loaded detector with one sigmoid output (P(fake)); a two-way softmax output is accepted and
+        its second column (fake) used.
+    split : dict
+        ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,), ``image_ids`` (N,), ``video_ids`` (N,).
+    batch_size : int
+        Images per forward pass. Batches are cast to float32 one at a time, so the memory cost is one
+        batch, not a float copy of the whole split.
+
+    Returns
+    -------
+    DataFrame
+        ``image_id`` (str), ``video_id`` (str), ``label`` (uint8, 1 = fake), ``score`` (float32, P(fake)),
+        in the split's order.
+    """
+    images = split["images"]
+    n = len(images)
+    for k in ("labels", "image_ids", "video_ids"):
+        if len(split[k]) != n:
+            raise ValueError(f"split arrays differ in length: images {n}, {k} {len(split[k])}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    scores = np.empty(n, dtype=np.float32)
+    for start in range(0, n, batch_size):
+        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        # predict_on_batch: one graph call per batch, without predict()'s per-call data-adapter setup.
+        scores[start:start + len(batch)] = _scores_from_output(model.predict_on_batch(batch))
+    if n and not np.isfinite(scores).all():
+        log.warning("%d non-finite scores", int((~np.isfinite(scores)).sum()))
+    return pd.DataFrame({
+        "image_id": np.asarray(split["image_ids"]).astype(str),
+        "video_id": np.asarray(split["video_ids"]).astype(str),
+        "label": np.asarray(split["labels"]).astype(np.uint8),
+        "score": scores,
+    })
+
+
+def _limit_threads(threads: int) -> None:
+    """Cap intra/inter-op threads; only TensorFlow exposes these knobs, other backends are left alone."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        log.info("backend %s: --threads not applied", keras.backend.backend())
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as err:  # TF refuses once its runtime is initialised
+        log.warning("could not cap TensorFlow threads: %s", err)
+
+
+def load_model(path: str | os.PathLike):
+    """Load a saved detector without its optimizer/loss (inference only)."""
+    import keras
+
+    try:  # registers the architectures' custom layers, if the models package defines any
+        importlib.import_module("dfstudy.models")
+    except ImportError:
+        pass
+    return keras.saving.load_model(path, compile=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dfstudy.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="detector .keras file")
+    p.add_argument("--split", action="append", required=True,
+                   help="test split .npz; repeat, paired in order with --out")
+    p.add_argument("--out", action="append", required=True,
+                   help="prediction .parquet; repeat, one per --split")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=None,
+                   help="cap TensorFlow intra/inter-op threads (ignored on other backends)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def main(argv=None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if len(args.split) != len(args.out):
+        raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    if args.threads:
+        _limit_threads(args.threads)
+    model = load_model(args.model)
+    log.info("loaded %s", args.model)
+    for split_path, out_path in zip(args.split, args.out):
+        split = load_split(split_path)
+        pred = predict_split(model, split, batch_size=args.batch_size)
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        pred.to_parquet(out_path, index=False)
+        acc = 100.0 * float(((pred["score"] > 0.5) == (pred["label"] == 1)).mean()) if len(pred) else float("nan")
+        log.info("%s: %d images, accuracy %.2f %% -> %s", split_path, len(pred), acc, out_path)
+
+
+if __name__ == "__main__":
+    main()
