@@ -12,6 +12,8 @@ include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/preprocess.smk"
 include: "rules/splits.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

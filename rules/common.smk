@@ -46,7 +46,7 @@ def split_config():
 def final_targets():
     return [
         "results/splits/audit.csv",
-        *(f"results/splits/{d}/{p}.npz" for d, p in PARTS),
+        "results/tables/findings.json",
     ]
 
 
@@ -98,13 +98,11 @@ def evaluation_splits(wildcards):
     return {d: f"results/splits/{d}/test.npz" for d in evaluation_sets(DATASETS, wildcards.trainset)}
 
 
-def evaluation_outputs(wildcards, output):
-    return " ".join(f"--split results/splits/{d}/test.npz --out {p}" for d, p in zip(evaluation_sets(DATASETS, wildcards.trainset), output))
-
-
-def predictions(trainset, arch, strategy):
-    return [f"results/predictions/{trainset}/{arch}/{strategy}/{d}.parquet" for d in evaluation_sets(DATASETS, trainset)]
+def prediction_pairs(wildcards, output):
+    """--split/--out pairs: one model load scores every set the detector is evaluated on."""
+    sets = evaluation_sets(DATASETS, wildcards.trainset)
+    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in sets)
 
 
 def all_predictions():
-    return [p for t, a, s in detectors() for p in predictions(t, a, s)]
+    return [f"results/predictions/{t}/{a}/{s}" for t, a, s in detectors()]

@@ -217,6 +217,20 @@ def test_mask_picks_masked_face():
     assert info["face_rule"] == "largest"
 
 
+def test_mask_video_column(tmp_path):
+    # FaceForensics++-style: a frame-synchronous mask video, named in an optional `mask_path` column.
+    img = textured_background(240, 360, seed=5)
+    draw_face(img, 100, 120, 110)
+    draw_face(img, 270, 120, 80)
+    mask = np.zeros_like(img)
+    cv2.ellipse(mask, (270, 125), (35, 45), 0, 0, 360, (255, 255, 255), -1)
+    videos = video_table([write_video(tmp_path / "v.mp4", [img] * 4), write_video(tmp_path / "w.mp4", [img] * 4)])
+    videos["mask_path"] = [write_video(tmp_path / "m.mp4", [mask] * 4), ""]
+    m = faces.process_videos(videos, tmp_path / "out", n_frames=2, size=32, threads=1)
+    assert list(m["face_rule"]) == ["mask", "mask", "largest", "largest"]
+    assert "mask_path" in m.columns
+
+
 def test_next_frame_with_a_face(tmp_path):
     # targets 0, 10, 20: frame 10 is blank but 11 has a face; 20..29 have none at all.
     frames = [face_frame(dx=i % 3) for i in range(10)]
@@ -258,8 +272,13 @@ def test_shard_with_broken_videos(tmp_path):
     data = open(good, "rb").read()
     (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
     (tmp_path / "empty.mp4").write_bytes(b"")
+    garbled = bytearray(data)  # container intact, every frame's bytes replaced by noise
+    lo, hi = data.find(b"mdat") + 4, data.find(b"moov") - 4
+    garbled[lo:hi] = np.random.default_rng(0).integers(0, 256, hi - lo, dtype=np.uint8).tobytes()
+    (tmp_path / "garbled.mp4").write_bytes(bytes(garbled))
     faceless = blank_video(tmp_path / "faceless.mp4", n=15)
-    paths = [good, tmp_path / "truncated.mp4", tmp_path / "empty.mp4", faceless, tmp_path / "missing.mp4"]
+    paths = [good, tmp_path / "truncated.mp4", tmp_path / "empty.mp4", faceless, tmp_path / "missing.mp4",
+             tmp_path / "garbled.mp4"]
     videos = video_table(paths)
     out = tmp_path / "crops"
     m = faces.process_videos(videos, out, n_frames=10, size=48, threads=2, min_face=30)
@@ -276,11 +295,11 @@ def test_shard_with_broken_videos(tmp_path):
     assert ok["image_path"].iloc[0].endswith("synth_Face2Face_000/00000.png")
 
     bad = m[m["status"] == "skipped"].set_index("video_id")
-    assert len(bad) == 4 and (bad["frame"] == -1).all()
+    assert len(bad) == 5 and (bad["frame"] == -1).all()
     reasons = bad["reason"].to_dict()
     vid = list(videos["video_id"])
     assert reasons[vid[1]] == "unreadable" and reasons[vid[2]] == "unreadable"
-    assert reasons[vid[3]] == "no face" and reasons[vid[4]] == "unreadable"
+    assert reasons[vid[3]] == "no face" and reasons[vid[4]] == "unreadable" and reasons[vid[5]] == "unreadable"
     assert (bad["image_id"] == "").all() and (bad["label"] == 1).all()
 
 

@@ -3,9 +3,10 @@
 The workflow calls this once per detector with all of its test sets (several ``--split``/``--out``
 pairs), so the model is loaded once per job, not once per (detector, test set).
 
-Input images are passed to the model as float32 in the 0-255 range of the split arrays: each model owns
-its input scaling (a rescaling layer inside the saved model), so that a saved ``.keras`` file is
-self-contained and evaluation cannot silently disagree with training about normalisation.
+Images go to the model as they are stored, uint8 RGB in 0-255, exactly as ``dfstudy.train`` feeds them:
+every architecture in ``dfstudy.models`` owns its input scaling (a rescaling layer inside the saved
+model), so a saved ``.keras`` file is self-contained and evaluation cannot disagree with training about
+normalisation.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def predict_split(model, split: dict, batch_size: int = 256) -> pd.DataFrame:
     split : dict
         ``images`` uint8 (N, S, S, 3) RGB, ``labels`` (N,), ``image_ids`` (N,), ``video_ids`` (N,).
     batch_size : int
-        Images per forward pass. Batches are cast to float32 one at a time, so the memory cost is one
-        batch, not a float copy of the whole split.
+        Images per forward pass (the model casts each uint8 batch itself, so no float copy of the whole
+        split is ever made).
 
     Returns
     -------
@@ -76,7 +77,7 @@ def predict_split(model, split: dict, batch_size: int = 256) -> pd.DataFrame:
         raise ValueError("batch_size must be positive")
     scores = np.empty(n, dtype=np.float32)
     for start in range(0, n, batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        batch = np.asarray(images[start:start + batch_size])
         # predict_on_batch: one graph call per batch, without predict()'s per-call data-adapter setup.
         scores[start:start + len(batch)] = _scores_from_output(model.predict_on_batch(batch))
     if n and not np.isfinite(scores).all():
@@ -89,30 +90,11 @@ def predict_split(model, split: dict, batch_size: int = 256) -> pd.DataFrame:
     })
 
 
-def _limit_threads(threads: int) -> None:
-    """Cap intra/inter-op threads; only TensorFlow exposes these knobs, other backends are left alone."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        log.info("backend %s: --threads not applied", keras.backend.backend())
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError as err:  # TF refuses once its runtime is initialised
-        log.warning("could not cap TensorFlow threads: %s", err)
-
-
 def load_model(path: str | os.PathLike):
     """Load a saved detector without its optimizer/loss (inference only)."""
     import keras
 
-    try:  # registers the architectures' custom layers, if the models package defines any
-        importlib.import_module("dfstudy.models")
-    except ImportError:
-        pass
+    importlib.import_module("dfstudy.models")  # registers any custom objects of the architectures
     return keras.saving.load_model(path, compile=False)
 
 
@@ -137,7 +119,10 @@ def main(argv=None) -> None:
     if len(args.split) != len(args.out):
         raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
     if args.threads:
-        _limit_threads(args.threads)
+        # the project's one place that touches tf: caps TF thread pools, a no-op on other backends
+        from dfstudy.train import configure_backend
+
+        configure_backend(threads=args.threads, deterministic=False)
     model = load_model(args.model)
     log.info("loaded %s", args.model)
     for split_path, out_path in zip(args.split, args.out):

@@ -320,8 +320,11 @@ def _scan(video_path, targets, size, max_tries, mask_path, align_kwargs):
                 # grab() decodes but skips the colour conversion; we still have to walk every frame
                 # because seeking in mp4v/H.264 streams is not frame-exact in OpenCV.
                 ok, frame = cap.grab(), None
+            if not ok:
+                break
+            n_read += 1
             mask = None
-            if mcap is not None:
+            if mcap is not None:  # kept in lockstep with the video
                 if mcap.grab():
                     if wanted:
                         mok, mframe = mcap.retrieve()
@@ -330,9 +333,6 @@ def _scan(video_path, targets, size, max_tries, mask_path, align_kwargs):
                     log.warning("mask video %s ended at frame %d; falling back to the largest face", mask_path, pos)
                     mcap.release()
                     mcap = None
-            if not ok:
-                break
-            n_read += 1
             if wanted and frame is not None:
                 tries += 1
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -421,7 +421,7 @@ def extract_faces(
 
     n_total = reported if reported > 0 else _count_frames(video_path)
     faces, skipped, n_read = [], [], 0
-    for attempt in range(2):
+    for _ in range(2):  # a second pass only when the container lied about its length
         if n_total <= 0:
             break
         targets = frame_indices(n_total, n_frames)
@@ -491,10 +491,13 @@ def _process_one(task) -> list[dict]:
     return rows
 
 
-def _empty_manifest(columns: Sequence[str]) -> pd.DataFrame:
-    df = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    df["frame"] = df["frame"].astype("int64")
-    return df
+def _empty_manifest(columns: Sequence[str], like: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Zero-row manifest; keeps the dtypes of ``like`` (the video table) so shards concatenate cleanly."""
+    df = like.iloc[0:0].copy() if like is not None else pd.DataFrame()
+    for c in columns:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype="int64" if c == "frame" else object)
+    return df[list(columns)]
 
 
 def process_videos(
@@ -537,7 +540,7 @@ def process_videos(
     in_cols = list(videos.columns)
     columns = in_cols + [c for c in FACE_COLUMNS if c not in in_cols]
     if len(videos) == 0:
-        return _empty_manifest(columns)
+        return _empty_manifest(columns, like=videos)
 
     tasks = []
     for rec in videos.to_dict("records"):

@@ -3,7 +3,8 @@
 The study computed its heatmaps with tf-explain's ``GradCAM().explain(...)``, one call per image, on the
 last convolutional layer, for the "fake" class, without guided gradients, and drew them as pure JET maps.
 This module computes the same maps on whole batches with tf-explain's own internals
-(``GradCAM.get_gradients_and_filters`` and ``GradCAM.generate_ponderated_output``), then follows
+(``GradCAM.get_gradients_and_filters`` and ``GradCAM.generate_ponderated_output``, traced once into a
+``tf.function`` graph instead of rebuilding a gradient model and running eagerly per image), then follows
 ``explain()``'s post-processing exactly (``tf_explain.utils.display.heatmap_display``):
 
 1. ``cam = sum_k mean_xy(dy/dA_k) * A_k`` on the layer's output ``A`` (tf-explain applies *no* ReLU to the

@@ -1,0 +1,159 @@
+"""Training: learns, strategies touch exactly the layers they should, resume is exact, same seed same run."""
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfstudy import models
+from dfstudy import train as T
+
+SIZE, SEED = 32, 7
+T.configure_backend(deterministic=True)
+
+
+def synthetic(n, seed):
+    """Noisy 32x32 images; the fakes (label 1, every other image) carry a bright 8x8 square somewhere."""
+    rng = np.random.default_rng(seed)
+    images = np.clip(rng.normal(110, 30, (n, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    labels = (np.arange(n) % 2).astype(np.uint8)
+    for i in np.flatnonzero(labels):
+        top, left = rng.integers(0, SIZE - 8, 2)
+        images[i, top : top + 8, left : left + 8] = 250
+    return {"images": images, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic(384, 0), synthetic(128, 1), synthetic(128, 2)
+
+
+def run(data, workdir, epochs=2, seed=SEED, batch_size=32, **kwargs):
+    keras.utils.set_random_seed(seed)
+    model = models.build("MesoNet", (SIZE, SIZE, 3))
+    best, history, card = T.train_detector(
+        model, data[0], data[1], epochs, 1e-3, batch_size, seed, workdir, **kwargs
+    )
+    return model, best, history, card
+
+
+@pytest.fixture(scope="module")
+def original(data, tmp_path_factory):
+    """A MesoNet trained from scratch, saved as the init model of transfer and merge."""
+    path = tmp_path_factory.mktemp("original")
+    _, best, history, card = run(data, path / "work", epochs=8, trainset="SYNTH")
+    best.save(path / "original.keras")
+    return path / "original.keras", best, history, card
+
+
+def test_original_learns_and_reports(data, original):
+    _, best, history, card = original
+    test = data[2]
+    accuracy = np.mean((best.predict(test["images"], verbose=0).ravel() >= 0.5) == test["labels"])
+    assert accuracy >= 0.8, f"held-out accuracy {accuracy:.2f}"
+    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+    assert history["epoch"].tolist() == list(range(1, 9))
+    assert card["best_epoch"] == history.loc[history["val_accuracy"].idxmax(), "epoch"]
+    assert card["val_accuracy"] == history["val_accuracy"].max()
+    assert card["trainable_params"] == 11_849 and card["image_size"] == SIZE
+    assert card["train_sha256"] == hashlib.sha256(data[0]["images"].tobytes()).hexdigest()[:16]
+    assert {"architecture", "trainset", "strategy", "backend", "keras_version", "wall_time_s", "seed"} <= set(card)
+    json.dumps(card)
+
+
+def _weights_by_layer(model):
+    return {layer.name: [np.array(w) for w in layer.weights] for layer in model.layers if layer.weights}
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("strategy", ["transfer", "merge"])
+def test_strategies_train_the_right_layers_and_leave_the_init_file_alone(data, original, tmp_path, strategy):
+    init_path = original[0]
+    before = _sha(init_path)
+    init = keras.saving.load_model(init_path, compile=False)
+    start = _weights_by_layer(init)
+    model, _, _, card = run(data, tmp_path, epochs=1, strategy=strategy, init_model=init)
+    after = _weights_by_layer(model)
+    trainable = set(models.transfer_layers("MesoNet")) if strategy == "transfer" else set(after)
+    for name, weights in after.items():
+        changed = [not np.array_equal(w, w0) for w, w0 in zip(weights, start[name])]
+        if name in trainable:
+            assert all(changed), f"{strategy}: {name} did not train"
+        else:
+            assert not any(changed), f"{strategy}: frozen {name} changed"
+    assert _sha(init_path) == before
+    assert all(np.array_equal(w, w0) for name in start for w, w0 in zip(_weights_by_layer(init)[name], start[name]))
+    if strategy == "transfer":
+        assert card["trainable_params"] == 16 * 16 + 16 + 16 + 1  # head_dense + fake_prob at 32 px
+
+
+class _Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("killed")
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(data, tmp_path, caplog):
+    whole, _, whole_history, _ = run(data, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path / "killed", callbacks=[_Kill()])
+    with caplog.at_level(logging.INFO, logger="dfstudy.train"):
+        resumed, _, resumed_history, _ = run(data, tmp_path / "killed")
+    assert "resuming from epoch 2" in caplog.text
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(resumed_history[cols], whole_history[cols])
+    for a, b in zip(resumed.weights, whole.weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
+    assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
+
+
+def test_same_seed_same_history_other_seed_other_history(data, tmp_path):
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    first = run(data, tmp_path / "a")[2][cols]
+    pd.testing.assert_frame_equal(run(data, tmp_path / "b")[2][cols], first)
+    assert not run(data, tmp_path / "c", seed=SEED + 1)[2][cols].equals(first)
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    assert np.array_equal(T.epoch_order(100, 3, 5), T.epoch_order(100, 3, 5))
+    assert not np.array_equal(T.epoch_order(100, 3, 5), T.epoch_order(100, 3, 6))
+    assert sorted(T.epoch_order(100, 3, 5)) == list(range(100))
+
+
+def test_bad_strategy_arguments(data, original, tmp_path):
+    model = models.build("MesoNet", (SIZE, SIZE, 3))
+    with pytest.raises(ValueError, match="init_model"):
+        T.train_detector(model, data[0], data[1], 1, 1e-3, 32, SEED, tmp_path, strategy="transfer")
+    with pytest.raises(ValueError, match="not in model"):
+        T.train_detector(model, data[0], data[1], 1, 1e-3, 32, SEED, tmp_path, strategy="transfer",
+                         init_model=original[1], trainable_layers=["nope"])
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_cli_trains_and_writes_model_card_history(data, tmp_path, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} not installed")
+    for part, split in zip(("train", "val"), data):
+        np.savez(tmp_path / f"{part}.npz", **split)
+    out = tmp_path / "models" / "original.keras"
+    cmd = [sys.executable, "-m", "dfstudy.train", "--arch", "MesoNet", "--trainset", "SYNTH",
+           "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--out", str(out),
+           "--workdir", str(tmp_path / "work"), "--epochs", "1", "--batch-size", "64", "--threads", "1"]
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["backend"] == backend and card["epochs"] == 1 and card["trainset"] == "SYNTH"
+    assert len(pd.read_csv(tmp_path / "models" / "original_history.csv")) == 1
+    assert keras.saving.load_model(out, compile=False).name == "mesonet"

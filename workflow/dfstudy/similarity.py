@@ -1,0 +1,322 @@
+"""SSIM between the Grad-CAM heatmaps of congenetic detectors (RQ3, Figure 3, Finding 3).
+
+A congenetic group is the three detectors that share an architecture and a training set (original,
+transfer, merge). For each test set, each image gets the mean SSIM over the group's detector pairs
+(3 detectors -> 3 pairs); the shares of images with SSIM < 0.7, 0.7-0.9 and >= 0.9 make one histogram.
+
+SSIM is ``skimage.metrics.structural_similarity`` on the [0, 1] heatmaps with ``data_range=1.0`` and
+skimage's defaults otherwise (7x7 uniform window). The study does not say whether it compared the grey
+maps or their JET renderings; ``space="jet"`` computes the latter (RGB, ``data_range=255``) for comparison.
+
+Command lines::
+
+    # one group, one test set: per-image SSIM
+    python -m dfstudy.similarity --group CELEB/MesoNet --dataset FS \
+        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/FS.npz \
+        --out results/gradcam/ssim/CELEB_MesoNet_FS.csv
+    # all per-image files: the RQ3 table and the Finding 3 verdict
+    python -m dfstudy.similarity summarize --inputs results/gradcam/ssim/*.csv \
+        --table results/tables/rq3_ssim.csv --findings results/tables/findings_rq3.json
+
+Per-image CSV columns: ``trainset, arch, dataset, image_id, ssim`` (group mean) and one ``ssim_<a>_<b>``
+per detector pair (a, b = strategies). Table columns: ``trainset, arch, dataset, n, share_lt07,
+share_07_09, share_ge09, mean_ssim``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from skimage.metrics import structural_similarity
+
+log = logging.getLogger(__name__)
+
+LOW, HIGH = 0.7, 0.9  # the study's thresholds: < 0.7 dissimilar, >= 0.9 similar
+BINS = ("lt07", "07_09", "ge09")
+BIN_LABELS = {"lt07": "SSIM < 0.7", "07_09": "0.7 ≤ SSIM < 0.9", "ge09": "SSIM ≥ 0.9"}
+ARCHITECTURES = ("MesoNet", "MesoInception", "ShallowNet", "XceptionNet", "EfficientNet")
+TRAINSETS = ("CELEB", "F2F")
+UNSEEN = ("FS", "NT", "DF", "DFD")
+CLAIM = "Congenetic detectors' heatmaps are dissimilar (mostly SSIM < 0.7)."
+
+
+def _as_unit_float(maps):
+    maps = np.asarray(maps)
+    if maps.dtype == np.uint8:  # stored form written by dfstudy.gradcam
+        return maps.astype(np.float32) / 255
+    return maps.astype(np.float32, copy=False)
+
+
+def pairwise_ssim(maps_a, maps_b, space="map") -> np.ndarray:
+    """SSIM of each image's two heatmaps.
+
+    Parameters
+    ----------
+    maps_a, maps_b : array (N, H, W)
+        Heatmaps in [0, 1] (float) or as stored grey levels (uint8, read as level / 255), same image order.
+    space : {"map", "jet"}
+        "map": SSIM of the grey maps, ``data_range=1.0``. "jet": SSIM of their JET renderings (RGB uint8,
+        ``data_range=255``, channels averaged by skimage).
+
+    Returns
+    -------
+    np.ndarray
+        float64 (N,).
+    """
+    a, b = _as_unit_float(maps_a), _as_unit_float(maps_b)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"need two (N, H, W) arrays of one shape, got {a.shape} and {b.shape}")
+    if space == "map":
+        return np.array([structural_similarity(x, y, data_range=1.0) for x, y in zip(a, b)], np.float64)
+    if space == "jet":
+        from dfstudy.gradcam import colorize
+
+        return np.array(
+            [
+                structural_similarity(colorize(x), colorize(y), data_range=255, channel_axis=-1)
+                for x, y in zip(a, b)
+            ],
+            np.float64,
+        )
+    raise ValueError(f"space must be 'map' or 'jet', not {space!r}")
+
+
+def pair_ssims(maps_by_detector: dict, space="map") -> dict:
+    """SSIM per image for every pair of detectors: ``{(name_a, name_b): (N,)}``, pairs in key order."""
+    if len(maps_by_detector) < 2:
+        raise ValueError(f"a group needs at least two detectors, got {list(maps_by_detector)}")
+    return {
+        (a, b): pairwise_ssim(maps_by_detector[a], maps_by_detector[b], space)
+        for a, b in itertools.combinations(maps_by_detector, 2)
+    }
+
+
+def group_ssim(maps_by_detector: dict, space="map") -> np.ndarray:
+    """Mean SSIM over a group's detector pairs, per image.
+
+    Parameters
+    ----------
+    maps_by_detector : dict
+        Detector name -> heatmaps (N, H, W), all in the same image order.
+    space : {"map", "jet"}
+        See :func:`pairwise_ssim`.
+
+    Returns
+    -------
+    np.ndarray
+        float64 (N,): for 3 detectors, the mean of 3 pairwise SSIMs.
+    """
+    return np.mean(list(pair_ssims(maps_by_detector, space).values()), axis=0)
+
+
+def ssim_bins(values) -> dict:
+    """Counts and shares of SSIM values in the study's three bins.
+
+    Bins: ``lt07`` = [-1, 0.7), ``07_09`` = [0.7, 0.9), ``ge09`` = [0.9, 1]; counts add up to n.
+
+    Returns
+    -------
+    dict
+        ``n``, ``count_<bin>`` and ``share_<bin>`` (0..1; NaN when n = 0) for each bin.
+    """
+    values = np.asarray(values, np.float64).ravel()
+    if np.isnan(values).any():
+        raise ValueError("SSIM values contain NaN")
+    n = len(values)
+    counts = {
+        "lt07": int((values < LOW).sum()),
+        "07_09": int(((values >= LOW) & (values < HIGH)).sum()),
+        "ge09": int((values >= HIGH).sum()),
+    }
+    out = {"n": n}
+    out.update({f"count_{k}": v for k, v in counts.items()})
+    out.update({f"share_{k}": (v / n if n else float("nan")) for k, v in counts.items()})
+    return out
+
+
+def load_heatmaps(path) -> dict:
+    """Read a ``dfstudy.gradcam`` output: ``image_ids``, ``maps`` (float32 [0, 1]) and its labels."""
+    with np.load(path, allow_pickle=False) as z:
+        out = {"image_ids": z["image_ids"].astype(str), "maps": _as_unit_float(z["heatmaps"])}
+        for key in ("detector", "dataset", "layer"):
+            out[key] = str(z[key]) if key in z.files else ""
+    return out
+
+
+def dataset_order(dataset, trainset):
+    """Sort key: a group's own test set first, then FS, NT, DF, DFD, then anything else by name."""
+    if dataset == trainset:
+        return (0, "")
+    if dataset in UNSEEN:
+        return (1 + UNSEEN.index(dataset), "")
+    return (len(UNSEEN) + 1, dataset)
+
+
+def _sort_table(table):
+    arch_rank = {a: i for i, a in enumerate(ARCHITECTURES)}
+    trainset_rank = {t: i for i, t in enumerate(TRAINSETS)}
+    key = table.apply(
+        lambda r: (
+            trainset_rank.get(r.trainset, 99), r.trainset, arch_rank.get(r.arch, 99), r.arch,
+            dataset_order(r.dataset, r.trainset),
+        ),
+        axis=1,
+    )
+    return table.iloc[sorted(range(len(table)), key=lambda i: key.iloc[i])].reset_index(drop=True)
+
+
+def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The RQ3 table: one row per (trainset, arch, dataset) with the bin shares and the mean SSIM.
+
+    Parameters
+    ----------
+    per_image : DataFrame
+        Columns ``trainset, arch, dataset, ssim`` (the per-image CSVs, concatenated).
+
+    Returns
+    -------
+    DataFrame
+        ``trainset, arch, dataset, n, share_lt07, share_07_09, share_ge09, mean_ssim``, ordered by the
+        study's architecture order, the original test set first, then FS, NT, DF, DFD.
+    """
+    rows = []
+    for (trainset, arch, dataset), cell in per_image.groupby(["trainset", "arch", "dataset"], sort=False):
+        bins = ssim_bins(cell["ssim"].to_numpy())
+        rows.append(
+            {"trainset": trainset, "arch": arch, "dataset": dataset, "n": bins["n"]}
+            | {f"share_{b}": bins[f"share_{b}"] for b in BINS}
+            | {"mean_ssim": float(cell["ssim"].mean())}
+        )
+    columns = ["trainset", "arch", "dataset", "n"] + [f"share_{b}" for b in BINS] + ["mean_ssim"]
+    table = pd.DataFrame(rows, columns=columns)
+    return _sort_table(table) if len(table) else table
+
+
+def finding3(table: pd.DataFrame) -> dict:
+    """Whether the data support Finding 3, with the numbers behind the verdict.
+
+    Rule: supported when more than half of all image-level group SSIMs, pooled over every group and test
+    set in ``table`` (each weighted by its n), are below 0.7. Also reported: in how many (group, test set)
+    cells the majority is below 0.7, and the pooled shares on the original and the unseen test sets.
+    """
+    out = {"finding": 3, "claim": CLAIM, "rule": (
+        "supported when more than half of all image-level group SSIMs (mean over the group's detector pairs), "
+        "pooled over all groups and test sets, are below 0.7"
+    )}
+    table = table[table["n"] > 0]
+    if table.empty:
+        return out | {"verdict": "no data", "sentence": f'Finding 3, "{CLAIM}", could not be checked: no SSIM data.'}
+
+    def pooled(rows):
+        n = rows["n"].sum()
+        return {b: float((rows["n"] * rows[f"share_{b}"]).sum() / n) if n else float("nan") for b in BINS}
+
+    shares = pooled(table)
+    original = table[table["dataset"] == table["trainset"]]
+    unseen = table[table["dataset"] != table["trainset"]]
+    n_images = int(table["n"].sum())
+    groups = table[["trainset", "arch"]].drop_duplicates()
+    majority = int((table["share_lt07"] > 0.5).sum())
+    mean_ssim = float((table["n"] * table["mean_ssim"]).sum() / n_images)
+    verdict = "supported" if shares["lt07"] > 0.5 else "not supported"
+    sentence = (
+        f'Finding 3, "{CLAIM}", is {verdict} by our data: {100 * shares["lt07"]:.1f} % of '
+        f"{n_images:,} image-level group SSIMs ({len(groups)} groups, {len(table)} group-test set cells) are "
+        f"below 0.7, {100 * shares['07_09']:.1f} % between 0.7 and 0.9 and {100 * shares['ge09']:.1f} % at "
+        f"least 0.9 (mean SSIM {mean_ssim:.2f}); the majority is below 0.7 in {majority} of {len(table)} cells."
+    )
+    return out | {
+        "verdict": verdict,
+        "sentence": sentence,
+        "n_images": n_images,
+        "n_groups": len(groups),
+        "n_cells": len(table),
+        "cells_majority_lt07": majority,
+        "mean_ssim": mean_ssim,
+        **{f"share_{b}": shares[b] for b in BINS},
+        "share_lt07_original": pooled(original)["lt07"] if len(original) else None,
+        "share_lt07_unseen": pooled(unseen)["lt07"] if len(unseen) else None,
+    }
+
+
+def _aligned(loaded):
+    """Heatmaps of all detectors on the image ids they share, in the first file's order."""
+    ids = loaded[0]["image_ids"]
+    common = set(ids).intersection(*(set(d["image_ids"]) for d in loaded[1:]))
+    if any(len(d["image_ids"]) != len(common) for d in loaded):
+        log.warning("heatmap files cover different images; using the %d they share", len(common))
+    if not common:
+        raise ValueError("the heatmap files share no image id")
+    keep = [i for i in ids if i in common]
+    maps = []
+    for d in loaded:
+        pos = {image_id: k for k, image_id in enumerate(d["image_ids"])}
+        maps.append(d["maps"][[pos[i] for i in keep]])
+    return np.array(keep), maps
+
+
+def _detector_names(loaded, paths):
+    # "CELEB/MesoNet/original" -> "original"; fall back to the folder holding the file
+    names = [d["detector"].split("/")[-1] if d["detector"] else Path(p).parent.name for d, p in zip(loaded, paths)]
+    if len(set(names)) != len(names):
+        names = [f"{n}{i}" for i, n in enumerate(names)]
+    return names
+
+
+def compute_main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity", description="per-image group SSIM")
+    p.add_argument("--group", required=True, help="trainset/arch, e.g. CELEB/MesoNet")
+    p.add_argument("--dataset", required=True, help="test set name, e.g. FS")
+    p.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files of the group")
+    p.add_argument("--out", required=True, help="per-image CSV")
+    p.add_argument("--space", choices=("map", "jet"), default="map")
+    args = p.parse_args(argv)
+    trainset, arch = args.group.split("/")
+    loaded = [load_heatmaps(path) for path in args.heatmaps]
+    image_ids, maps = _aligned(loaded)
+    names = _detector_names(loaded, args.heatmaps)
+    pairs = pair_ssims(dict(zip(names, maps)), args.space)
+    frame = pd.DataFrame(
+        {"trainset": trainset, "arch": arch, "dataset": args.dataset, "image_id": image_ids,
+         "ssim": np.mean(list(pairs.values()), axis=0)}
+        | {f"ssim_{a}_{b}": v for (a, b), v in pairs.items()}
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+    log.info("%s %s: %d images, %s", args.group, args.dataset, len(frame), ssim_bins(frame["ssim"]))
+
+
+def summarize_main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity summarize", description="RQ3 table + Finding 3")
+    p.add_argument("--inputs", nargs="+", required=True, help="per-image CSVs")
+    p.add_argument("--table", required=True, help="output CSV, e.g. results/tables/rq3_ssim.csv")
+    p.add_argument("--findings", required=True, help="output JSON, e.g. results/tables/findings_rq3.json")
+    args = p.parse_args(argv)
+    per_image = pd.concat([pd.read_csv(f, dtype={"image_id": str}) for f in args.inputs], ignore_index=True)
+    table = summarize(per_image)
+    finding = finding3(table)
+    for path in (args.table, args.findings):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.table, index=False, float_format="%.4f")
+    Path(args.findings).write_text(json.dumps(finding, indent=2) + "\n")
+    log.info("%s", finding["sentence"])
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "summarize":
+        summarize_main(argv[1:])
+    else:
+        compute_main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""Train one detector: an architecture, a training set and a strategy (original, transfer or merge).
+
+Adam (beta 0.9/0.999) on binary cross-entropy, one epoch per ``fit`` call over the in-memory uint8 split
+arrays; the best epoch by validation accuracy is kept, not the last. A killed job rerun with the same
+arguments resumes after the last finished epoch and ends with the same weights as an uninterrupted run.
+
+Run as ``python -m dfstudy.train --arch MesoNet --trainset CELEB --strategy original --train ... --val ...
+--out results/models/CELEB/MesoNet/original.keras --workdir results/checkpoints/CELEB/MesoNet/original``.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dfstudy import models
+
+LOG = logging.getLogger(__name__)
+STRATEGIES = ("original", "transfer", "merge")
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+
+
+def configure_backend(threads=None, deterministic=True):
+    """Cap CPU threads and make ops deterministic; only TensorFlow needs (or has) these switches.
+
+    This is the one place dfstudy touches ``tf`` in training: TensorFlow picks its own thread pools (all
+    cores, not the ones Snakemake gave the job) and by default allows nondeterministic kernels. JAX on CPU
+    is deterministic already. Call before any model is built: TensorFlow fixes its thread pools on first use.
+    """
+    if keras.config.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError as err:  # TF refuses once its runtime is initialised (e.g. main() in a test)
+            LOG.warning("could not cap TensorFlow threads: %s", err)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def fingerprint(array):
+    """First 16 hex digits of the sha256 of an array's bytes (identifies the exact training data)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()[:16]
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches of an in-memory uint8 image array, in a fixed order.
+
+    Images stay uint8 until the model's own Rescaling layer, so a batch is one gather from the array and
+    a quarter of the bytes of float32 reach the device. One instance serves one epoch: the order is fixed
+    at construction, so the background prefetch of the next epoch can never see a stale order.
+
+    Parameters
+    ----------
+    images : ndarray, uint8 (N, S, S, 3)
+    labels : ndarray (N,)
+    batch_size : int
+    order : ndarray of int, optional
+        Permutation of range(N); None keeps the stored order (validation, prediction).
+    """
+
+    def __init__(self, images, labels, batch_size, order=None):
+        super().__init__()  # one worker: a gather from RAM is cheap and the backend prefetches
+        self.images, self.batch_size, self.order = images, batch_size, order
+        self.labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        window = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        rows = window if self.order is None else self.order[window]
+        return self.images[rows], self.labels[rows]
+
+
+def epoch_order(n, seed, epoch):
+    """The training order of epoch `epoch` (0-based): a function of (seed, epoch) only, so resume is exact."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def freeze_all_but(model, names):
+    """Freeze every layer except `names` (frozen BatchNormalization runs in inference mode)."""
+    missing = sorted(set(names) - {layer.name for layer in model.layers})
+    if missing:
+        raise ValueError(f"Layers {missing} not in model {model.name!r}")
+    for layer in model.layers:
+        layer.trainable = layer.name in names
+    return model
+
+
+def _start_from(model, init_model, strategy, trainable_layers):
+    """Apply the strategy to a freshly built `model`; `init_model` is only read."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if strategy == "original":
+        if init_model is not None or trainable_layers:
+            raise ValueError("strategy 'original' trains from scratch: pass no init_model / trainable_layers")
+        return model
+    if init_model is None:
+        raise ValueError(f"strategy {strategy!r} starts from a trained detector: pass init_model")
+    if init_model.name != model.name or tuple(init_model.input_shape) != tuple(model.input_shape):
+        raise ValueError(
+            f"init_model is {init_model.name} {init_model.input_shape}, expected {model.name} {model.input_shape}"
+        )
+    model.set_weights(init_model.get_weights())
+    if strategy == "transfer":
+        return freeze_all_but(model, trainable_layers or models.transfer_layers(models.architecture_of(model)))
+    if trainable_layers:
+        raise ValueError("strategy 'merge' trains every layer: pass no trainable_layers")
+    return model
+
+
+class _Checkpoint:
+    """Per-epoch training state in `directory`: every model variable (weights, BN statistics and the
+    dropout seed states), every optimizer variable, and the history so far.
+
+    ``model.save_weights`` (and so ``BackupAndRestore``) leaves out the dropout seed states, which makes a
+    resumed run diverge from an uninterrupted one; this keeps all of them. Files are written to a
+    temporary name and renamed, so a kill mid-write leaves the previous epoch's state intact.
+    """
+
+    def __init__(self, directory, run_key):
+        self.directory, self.run_key = Path(directory), run_key
+        self.arrays, self.state = self.directory / "state.npz", self.directory / "state.json"
+
+    def load(self, model):
+        """Restore into `model` (compiled); returns the history rows so far, [] when there is nothing to resume."""
+        if not self.state.exists():
+            return []
+        state = json.loads(self.state.read_text())
+        if state["run_key"] != self.run_key:
+            LOG.warning("checkpoint in %s is from a different run; starting over", self.directory)
+            self.clear()
+            return []
+        model.optimizer.build(model.trainable_variables)
+        variables = list(model.variables) + list(model.optimizer.variables)
+        with np.load(self.arrays) as stored:
+            if len(stored.files) != len(variables):
+                raise ValueError(f"{self.arrays} holds {len(stored.files)} variables, model has {len(variables)}")
+            for i, variable in enumerate(variables):
+                variable.assign(stored[f"v{i}"])
+        return state["history"]
+
+    def save(self, model, history):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        variables = list(model.variables) + list(model.optimizer.variables)
+        tmp = self.directory / "state.tmp.npz"
+        np.savez(tmp, **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)})
+        os.replace(tmp, self.arrays)
+        tmp = self.directory / "state.tmp.json"
+        tmp.write_text(json.dumps({"run_key": self.run_key, "history": history}, indent=1))
+        os.replace(tmp, self.state)
+
+    def clear(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    """A tqdm bar over the batches of an epoch (silent when stderr is not a terminal, e.g. Snakemake logs)."""
+
+    def __init__(self, total, desc):
+        super().__init__()
+        self.total, self.desc, self.bar = total, desc, None
+
+    def on_train_begin(self, logs=None):
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="batch", leave=False, disable=None)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def _count(weights):
+    return int(sum(math.prod(w.shape) for w in weights))
+
+
+def train_detector(
+    model,
+    train,
+    val,
+    epochs,
+    learning_rate,
+    batch_size,
+    seed,
+    workdir,
+    strategy="original",
+    trainable_layers=None,
+    init_model=None,
+    log=LOG,
+    trainset=None,
+    callbacks=(),
+):
+    """Train `model` under `strategy` and return its best epoch by validation accuracy.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Freshly built by ``dfstudy.models.build`` (build it after ``keras.utils.set_random_seed(seed)``
+        for a reproducible initialisation).
+    train, val : dict
+        ``images`` uint8 (N, S, S, 3) and ``labels`` (N,), 1 = fake, as in the split ``.npz`` files.
+    epochs : int
+        Total epochs, counting those done before a resume.
+    learning_rate : float
+    batch_size : int
+    seed : int
+        Seeds Keras (dropout) and the per-epoch training order, which depends on (seed, epoch) only.
+    workdir : path
+        Holds ``best.keras`` (best epoch so far) and ``backup/`` (per-epoch state to resume from; removed
+        when training completes). Rerunning with the same arguments after a kill resumes after the last
+        finished epoch; a backup from different arguments or data is discarded.
+    strategy : {"original", "transfer", "merge"}
+        original: from scratch. transfer: start from `init_model`'s weights with every layer frozen except
+        `trainable_layers`. merge: start from `init_model`'s weights, every layer trainable.
+    trainable_layers : sequence of str, optional
+        For transfer; defaults to the architecture's TRANSFER_LAYERS.
+    init_model : keras.Model, optional
+        The trained original detector (transfer, merge); only read.
+    log : logging.Logger
+    trainset : str, optional
+        Name recorded in the card.
+    callbacks : sequence of keras.callbacks.Callback
+        Extra callbacks for every epoch's ``fit``.
+
+    Returns
+    -------
+    best_model : keras.Model
+        The best epoch's model, not compiled (no optimizer state).
+    history : pandas.DataFrame
+        One row per epoch: epoch (1-based), loss, accuracy, val_loss, val_accuracy, seconds.
+    card : dict
+        What was trained on what, how, and how well (see ``main`` for the JSON sidecar).
+    """
+    arch = models.architecture_of(model)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = _start_from(model, init_model, strategy, trainable_layers)
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    fingerprints = {"train": fingerprint(train["images"]), "val": fingerprint(val["images"])}
+    run_key = {
+        "architecture": arch,
+        "strategy": strategy,
+        "trainable": sorted(layer.name for layer in model.layers if layer.trainable),
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+        "data": fingerprints,
+        "init": None if init_model is None else [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_model.weights],
+    }
+    checkpoint = _Checkpoint(workdir / "backup", run_key)
+    rows = checkpoint.load(model)
+    if rows:
+        log.info("resuming from epoch %d (%d of %d epochs done)", len(rows) + 1, len(rows), epochs)
+    best_path = workdir / "best.keras"
+    keep_best = keras.callbacks.ModelCheckpoint(
+        best_path,
+        monitor="val_accuracy",
+        mode="max",
+        save_best_only=True,
+        # after a resume, only an epoch better than every earlier one may replace the saved best
+        initial_value_threshold=max((r["val_accuracy"] for r in rows), default=None),
+    )
+    val_batches = Batches(val["images"], val["labels"], batch_size)
+    n_train = len(train["images"])
+    for epoch in range(len(rows), epochs):
+        batches = Batches(train["images"], train["labels"], batch_size, epoch_order(n_train, seed, epoch))
+        progress = _BatchProgress(len(batches), f"epoch {epoch + 1}/{epochs}")
+        start = time.perf_counter()
+        fitted = model.fit(
+            batches,
+            validation_data=val_batches,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            shuffle=False,  # the order is ours; fit's own shuffle uses Python's global RNG, which no resume restores
+            verbose=0,
+            callbacks=[keep_best, progress, *callbacks],
+        )
+        row = {k: float(fitted.history[k][-1]) for k in HISTORY_COLUMNS[1:5]}
+        rows.append({"epoch": epoch + 1, **row, "seconds": time.perf_counter() - start})
+        checkpoint.save(model, rows)
+        log.info(
+            "epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.1f s)",
+            epoch + 1, epochs, *row.values(), rows[-1]["seconds"],
+        )
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    if not best_path.exists():
+        raise RuntimeError(f"no best checkpoint in {workdir}: did any epoch run (epochs={epochs})?")
+    best_model = keras.saving.load_model(best_path, compile=False)
+    best = history.loc[history["val_accuracy"].idxmax()]
+    card = {
+        "architecture": arch,
+        "trainset": trainset,
+        "strategy": strategy,
+        "epochs": int(epochs),
+        "best_epoch": int(best["epoch"]),
+        "val_accuracy": float(best["val_accuracy"]),
+        "trainable_layers": run_key["trainable"] if strategy == "transfer" else "all",
+        "trainable_params": _count(model.trainable_weights),
+        "non_trainable_params": _count(model.non_trainable_weights),
+        "train_images": n_train,
+        "val_images": len(val["images"]),
+        "train_sha256": fingerprints["train"],
+        "val_sha256": fingerprints["val"],
+        "backend": keras.config.backend(),
+        "keras_version": keras.__version__,
+        "dtype_policy": keras.config.dtype_policy().name,
+        "wall_time_s": round(float(history["seconds"].sum()), 1),
+        "seed": int(seed),
+        "learning_rate": float(learning_rate),
+        "batch_size": int(batch_size),
+        "image_size": int(train["images"].shape[1]),
+    }
+    checkpoint.clear()  # finished: a rerun should train afresh, not "resume" a completed run
+    return best_model, history, card
+
+
+def load_split(path):
+    """The ``images`` and ``labels`` arrays of a split ``.npz`` file."""
+    with np.load(path) as split:
+        return {"images": split["images"], "labels": split["labels"]}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="dfstudy train", description=__doc__.split("\n")[0])
+    p.add_argument("--arch", required=True, choices=list(models.ARCHITECTURES))
+    p.add_argument("--trainset", required=True, help="training-set name recorded in the card (CELEB, F2F)")
+    p.add_argument("--strategy", default="original", choices=STRATEGIES)
+    p.add_argument("--train", required=True, type=Path, help="split .npz to train on")
+    p.add_argument("--val", required=True, type=Path, help="split .npz that picks the best epoch")
+    p.add_argument("--out", required=True, type=Path, help="best model, .keras")
+    p.add_argument("--card", type=Path, help="card JSON (default: --out with .json)")
+    p.add_argument("--history", type=Path, help="per-epoch CSV (default: <out stem>_history.csv)")
+    p.add_argument("--workdir", required=True, type=Path, help="checkpoints; rerun with the same one to resume")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
+    p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
+    p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
+    p.add_argument("--weights", choices=["imagenet"], help="backbone initialisation (XceptionNet, EfficientNet)")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy (GPU)")
+    p.add_argument(
+        "--no-determinism", dest="deterministic", action="store_false",
+        help="allow nondeterministic (faster) TensorFlow kernels",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_backend(args.threads, args.deterministic)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    train, val = load_split(args.train), load_split(args.val)
+    LOG.info("%s %s %s: %d train, %d val images of %s", args.arch, args.trainset, args.strategy,
+             len(train["images"]), len(val["images"]), train["images"].shape[1:])
+    keras.utils.set_random_seed(args.seed)
+    model = models.build(args.arch, train["images"].shape[1:], weights=args.weights)
+    init_model = keras.saving.load_model(args.init, compile=False) if args.init else None
+    trainable = args.trainable_layers.split(",") if args.trainable_layers else None
+    best, history, card = train_detector(
+        model, train, val, args.epochs, args.lr, args.batch_size, args.seed, args.workdir,
+        strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
+    )
+    card_path = args.card or args.out.with_suffix(".json")
+    history_path = args.history or args.out.with_name(f"{args.out.stem}_history.csv")
+    for path in (args.out, card_path, history_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    best.save(args.out)
+    history.to_csv(history_path, index=False)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    LOG.info("best epoch %d, val_accuracy %.4f -> %s", card["best_epoch"], card["val_accuracy"], args.out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
