@@ -77,14 +77,12 @@ def main(argv=None):
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
     from tf_explain.core.grad_cam import GradCAM
 
     from dfstudy import gradcam
 
-    keras_seed = args.seed
-    import keras
-
-    keras.utils.set_random_seed(keras_seed)
+    keras.utils.set_random_seed(args.seed)
     model, source = get_model(args.arch, args.size)
     layer = gradcam.last_conv_layer(model)
     rng = np.random.default_rng(args.seed)

@@ -168,7 +168,7 @@ def test_short_pool_shrinks_balanced(manifests):
 def test_celeb_videos_mixing_test_identities_are_dropped():
     videos = pd.DataFrame({
         "source": "c", "video_id": ["a", "b", "c", "d"], "identities": ["c:id0", "c:id0|c:id1", "c:id1", "c:id2"],
-        "official_split": ["test", "", "", ""]})
+        "official_split": ["test", "", "", ""], "label": [0, 1, 0, 0]})
     split, dropped = assign_video_splits(videos, val_share=0.5, seed=1)
     assert split[0] == "test" and split[1] == ""
     assert dropped["shares an identity with a test video"] == 1

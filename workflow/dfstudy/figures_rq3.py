@@ -41,7 +41,7 @@ import seaborn as sns  # noqa: E402
 
 from dfstudy.gradcam import colorize  # noqa: E402
 from dfstudy.similarity import (  # noqa: E402
-    ARCHITECTURES, BIN_LABELS, BINS, TRAINSETS, UNSEEN, dataset_order, load_heatmaps,
+    ARCHITECTURES, BIN_LABELS, BINS, TRAINSETS, dataset_order, load_heatmaps,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def figure3(table: pd.DataFrame):
     axes_style, context = _style()
     with axes_style, context:
         fig, axes = plt.subplots(
-            len(trainsets), len(archs), figsize=(PAGE_WIDTH, 0.4 + 1.75 * len(trainsets)),
+            len(trainsets), len(archs), figsize=(min(PAGE_WIDTH, 0.5 + 1.45 * len(archs)), 0.4 + 1.75 * len(trainsets)),
             sharey=True, squeeze=False,
         )
         letters = iter(string.ascii_lowercase)
@@ -109,6 +109,7 @@ def figure3(table: pd.DataFrame):
                 for tick, dataset in zip(ax.get_xticklabels(), cell.dataset):
                     if dataset == trainset:  # the group's own test set
                         tick.set_fontweight("bold")
+                ax.set_xlim(-0.6, len(cell) - 0.4)
                 ax.set_ylim(0, 100)
                 ax.set_yticks([0, 25, 50, 75, 100])
                 ax.set_title(f"({next(letters)}) {arch}, {trainset}", pad=3)

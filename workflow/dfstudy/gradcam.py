@@ -40,6 +40,7 @@ import logging
 import sys
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import cv2
@@ -137,24 +138,33 @@ def heatmap_reference(model, image, layer_name=None) -> np.ndarray:
     return _normalise(cam, images.shape[1], images.shape[2])
 
 
+_CAM_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {layer name: traced function}
+
+
 def _cam_function(model, layer_name):
-    """tf-explain's two Grad-CAM steps compiled into one TensorFlow graph for a fixed batch shape.
+    """tf-explain's two Grad-CAM steps compiled into one TensorFlow graph (cached per model and layer).
 
     These are tf-explain's own functions, not a re-implementation: ``get_gradients_and_filters`` builds its
     gradient sub-model once, while tracing, instead of once per call, and ``generate_ponderated_output``
-    gets the batch as a list (it iterates over it, which a symbolic tensor does not allow).
+    gets the batch as a list (it iterates over it, which a symbolic tensor does not allow). The graph is
+    traced once per batch shape; the cache keeps that cost out of repeated calls.
     """
-    import tensorflow as tf
-    from tf_explain.core.grad_cam import GradCAM
+    per_model = _CAM_FUNCTIONS.setdefault(model, {})
+    if layer_name not in per_model:
+        import tensorflow as tf
+        from tf_explain.core.grad_cam import GradCAM
 
-    @tf.function
-    def cams(images):
-        outputs, grads = GradCAM.get_gradients_and_filters(
-            model, images, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
-        )
-        return tf.stack(GradCAM.generate_ponderated_output(tf.unstack(outputs), tf.unstack(grads)))
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
-    return cams
+        @tf.function
+        def cams(images):
+            outputs, grads = GradCAM.get_gradients_and_filters(
+                model_ref(), images, layer_name, FAKE_CLASS_INDEX, use_guided_grads=False
+            )
+            return tf.stack(GradCAM.generate_ponderated_output(tf.unstack(outputs), tf.unstack(grads)))
+
+        per_model[layer_name] = cams
+    return per_model[layer_name]
 
 
 def heatmaps(model, images, layer_name=None, batch_size=64, progress=False) -> np.ndarray:
@@ -209,6 +219,16 @@ def heatmaps(model, images, layer_name=None, batch_size=64, progress=False) -> n
     return out
 
 
+def _jet_rgb_table():
+    # OpenCV's own JET table, in RGB order; applying it in one call gives exactly
+    # cvtColor(applyColorMap(grey, COLORMAP_JET), BGR2RGB), about three times faster.
+    ramp = cv2.cvtColor(np.arange(256, dtype=np.uint8).reshape(256, 1), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
+_JET_RGB = _jet_rgb_table()
+
+
 def colorize(heatmap) -> np.ndarray:
     """Pure JET rendering of a [0, 1] heatmap, exactly as tf-explain colours it, not overlaid.
 
@@ -220,12 +240,12 @@ def colorize(heatmap) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        uint8 (H, W, 3) RGB.
+        uint8 (H, W, 3) RGB: ``cv2.applyColorMap`` with ``COLORMAP_JET`` on ``uint8(map * 255)``, converted
+        from OpenCV's BGR to RGB.
     """
     heatmap = np.asarray(heatmap)
     grey = heatmap if heatmap.dtype == np.uint8 else (np.nan_to_num(heatmap) * 255).astype("uint8")
-    bgr = cv2.applyColorMap(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), cv2.COLORMAP_JET)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.applyColorMap(np.ascontiguousarray(grey), _JET_RGB)
 
 
 def select_fakes(labels, image_ids, n, seed) -> np.ndarray:

@@ -199,6 +199,10 @@ def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
     return _sort_table(table) if len(table) else table
 
 
+def _plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def finding3(table: pd.DataFrame) -> dict:
     """Whether the data support Finding 3, with the numbers behind the verdict.
 
@@ -212,7 +216,8 @@ def finding3(table: pd.DataFrame) -> dict:
     )}
     table = table[table["n"] > 0]
     if table.empty:
-        return out | {"verdict": "no data", "sentence": f'Finding 3, "{CLAIM}", could not be checked: no SSIM data.'}
+        sentence = f'Finding 3 ("{CLAIM[:-1]}") could not be checked: no SSIM data.'
+        return out | {"verdict": "no data", "sentence": sentence}
 
     def pooled(rows):
         n = rows["n"].sum()
@@ -226,11 +231,12 @@ def finding3(table: pd.DataFrame) -> dict:
     majority = int((table["share_lt07"] > 0.5).sum())
     mean_ssim = float((table["n"] * table["mean_ssim"]).sum() / n_images)
     verdict = "supported" if shares["lt07"] > 0.5 else "not supported"
+    claim = f'Finding 3 ("{CLAIM[:-1]}")'
     sentence = (
-        f'Finding 3, "{CLAIM}", is {verdict} by our data: {100 * shares["lt07"]:.1f} % of '
-        f"{n_images:,} image-level group SSIMs ({len(groups)} groups, {len(table)} group-test set cells) are "
-        f"below 0.7, {100 * shares['07_09']:.1f} % between 0.7 and 0.9 and {100 * shares['ge09']:.1f} % at "
-        f"least 0.9 (mean SSIM {mean_ssim:.2f}); the majority is below 0.7 in {majority} of {len(table)} cells."
+        f"{claim} is {verdict} by our data: {100 * shares['lt07']:.1f} % of {n_images:,} image-level group "
+        f"SSIMs ({_plural(len(groups), 'group')}, {_plural(len(table), 'group-test set cell')}) are below "
+        f"0.7, {100 * shares['07_09']:.1f} % between 0.7 and 0.9 and {100 * shares['ge09']:.1f} % at least "
+        f"0.9 (mean SSIM {mean_ssim:.2f}); the majority is below 0.7 in {majority} of {len(table)} cells."
     )
     return out | {
         "verdict": verdict,

@@ -4,8 +4,9 @@ Rules (STUDY.md "Samples"):
 
 - A video's split comes from the dataset's official split (FF++ pairs, the Celeb-DF test list, DFD is
   all test). Videos without one (Celeb-DF outside the test list) are split into train/val by identity:
-  a share of the identities is held out for validation; a video goes to val when all its identities do,
-  to train when none does, and is dropped when it mixes both. Videos whose identities also appear in a
+  identities are held out for validation (in a seeded order, until ``val_share`` of the real and of the
+  fake videos are covered); a video goes to val when all its identities are held out, to train when none
+  is, and is dropped when it mixes both. Videos whose identities also appear in a
   test video are dropped from train and val. Every drop is counted in the summary.
 - Every part is balanced 50 % real / 50 % fake and spread over videos (round-robin in a seeded order).
 - Training sets get ``train``, ``val``, ``test`` and ``finetune`` (images of its own training videos that
@@ -86,9 +87,8 @@ def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int) -> tu
     unassigned = (split == "") & ~shared
     split[shared] = "dropped"
     if unassigned.any():
-        pool = sorted(set().union(*ids[unassigned]))
         rng = _rng(seed, "val-identities", str(videos["source"].iloc[0]))
-        held = set(rng.permutation(pool)[: int(round(val_share * len(pool)))]) if pool else set()
+        held = _held_out_identities(ids[unassigned], videos["label"][unassigned], val_share, rng)
         coin = pd.Series(rng.random(len(videos)) < val_share, index=videos.index)
         anonymous = unassigned & (ids.map(len) == 0)
         split[unassigned & ids.map(lambda s: bool(s) and s <= held)] = "val"
@@ -102,6 +102,21 @@ def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int) -> tu
     dropped["val video shares an identity with a train video"] = int(shared.sum())
     split[shared] = "dropped"
     return split.replace("dropped", ""), dropped
+
+
+def _held_out_identities(ids: pd.Series, labels: pd.Series, share: float, rng) -> set:
+    """Identities held out for validation: grown in a seeded order until ``share`` of the real and of the
+    fake videos lie entirely inside them (a fake names two people, so one identity is rarely enough)."""
+    pool = sorted(set().union(*ids)) if len(ids) else []
+    named = ids.map(len) > 0
+    need = {label: share * ((labels == label) & named).sum() for label in (0, 1)}
+    held: set = set()
+    for identity in rng.permutation(pool)[: len(pool) // 2]:
+        held.add(identity)
+        inside = named & ids.map(lambda s: s <= held)
+        if all((inside & (labels == label)).sum() >= n for label, n in need.items()):
+            break
+    return held
 
 
 def _spread(images: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -451,7 +451,8 @@ class _Method:
 class _FaceSwap(_Method):
     def __init__(self, r, s):
         super().__init__(r, s)
-        self.shift = r.choice([-1, 1], 3) * r.uniform(6, 14, 3)
+        # mostly a brightness step (a consistent seam), partly a hue error
+        self.shift = r.choice([-1, 1]) * r.uniform(10, 18) + r.uniform(-6, 6, 3)
 
     def apply(self, real, fake, ctx):
         g, gs, s = ctx["g"], ctx["gs"], self.s
@@ -570,7 +571,7 @@ class _Celeb(_Method):
 
 
 class _CelebV1(_Celeb):
-    period_frac, angle, amp, feather = 0.12 * 1.08, 34.0, 8.0 * 0.75, 0.09
+    period_frac, angle, amp, feather = 0.12 * 1.06, 33.0, 8.0 * 0.85, 0.09
 
 
 _METHODS = {"Deepfakes": _Deepfakes, "Face2Face": _Face2Face, "FaceSwap": _FaceSwap,

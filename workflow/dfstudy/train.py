@@ -70,16 +70,17 @@ class Batches(keras.utils.PyDataset):
     labels : ndarray (N,)
     batch_size : int
     order : ndarray of int, optional
-        Permutation of range(N); None keeps the stored order (validation, prediction).
+        Rows to serve, in order (for training a permutation of range(N)); None serves all rows as stored.
     """
 
     def __init__(self, images, labels, batch_size, order=None):
         super().__init__()  # one worker: a gather from RAM is cheap and the backend prefetches
         self.images, self.batch_size, self.order = images, batch_size, order
         self.labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
+        self.rows = len(images) if order is None else len(order)
 
     def __len__(self):
-        return math.ceil(len(self.images) / self.batch_size)
+        return math.ceil(self.rows / self.batch_size)
 
     def __getitem__(self, index):
         window = slice(index * self.batch_size, (index + 1) * self.batch_size)
@@ -222,8 +223,8 @@ def train_detector(
     seed : int
         Seeds Keras (dropout) and the per-epoch training order, which depends on (seed, epoch) only.
     workdir : path
-        Holds ``best.keras`` (best epoch so far) and ``backup/`` (per-epoch state to resume from; removed
-        when training completes). Rerunning with the same arguments after a kill resumes after the last
+        Holds ``best.keras`` (best epoch so far), ``history.csv`` (so far) and ``backup/`` (per-epoch
+        state to resume from; removed when training completes). Rerunning with the same arguments after a kill resumes after the last
         finished epoch; a backup from different arguments or data is discarded.
     strategy : {"original", "transfer", "merge"}
         original: from scratch. transfer: start from `init_model`'s weights with every layer frozen except
@@ -299,6 +300,7 @@ def train_detector(
         row = {k: float(fitted.history[k][-1]) for k in HISTORY_COLUMNS[1:5]}
         rows.append({"epoch": epoch + 1, **row, "seconds": time.perf_counter() - start})
         checkpoint.save(model, rows)
+        pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(workdir / "history.csv", index=False)  # to watch
         log.info(
             "epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.1f s)",
             epoch + 1, epochs, *row.values(), rows[-1]["seconds"],
