@@ -14,6 +14,7 @@ include: "rules/preprocess.smk"
 include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/gradcam.smk"
 
 
 rule all:

@@ -47,6 +47,9 @@ def final_targets():
     return [
         "results/splits/audit.csv",
         "results/tables/findings.json",
+        "results/tables/findings_rq3.json",
+        "results/figures/fig3_ssim.png",
+        *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
     ]
 
 
@@ -106,3 +109,28 @@ def prediction_pairs(wildcards, output):
 
 def all_predictions():
     return [f"results/predictions/{t}/{a}/{s}" for t, a, s in detectors()]
+
+
+def rq3_datasets(trainset):
+    """RQ3 compares heatmaps on the group's original test set and the unseen sets."""
+    return [trainset] + [n for n, s in DATASETS.items() if s["role"] == "unseen"]
+
+
+def heatmap_pairs(wildcards, output):
+    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.npz" for d in rq3_datasets(wildcards.trainset))
+
+
+def heatmaps_of_group(wildcards):
+    return [f"results/gradcam/{wildcards.trainset}/{wildcards.arch}/{s}" for s in STRATEGIES]
+
+
+def group_heatmap_files(wildcards, input):
+    return " ".join(f"{d}/{wildcards.dataset}.npz" for d in input)
+
+
+def ssim_tables():
+    return [f"results/gradcam/ssim/{t}_{a}_{d}.csv" for t in TRAINSETS for a in ARCHS for d in rq3_datasets(t)]
+
+
+def figure2_heatmaps(wildcards):
+    return [f"results/gradcam/{wildcards.trainset}/{a}/{s}" for a in ARCHS for s in STRATEGIES]

@@ -291,15 +291,15 @@ def _set_threads(threads):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m dfstudy.gradcam", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="detector .keras file")
-    p.add_argument("--split", required=True, help="split .npz (images, labels, image_ids)")
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--split", action="append", required=True,
+                   help="split .npz (images, labels, image_ids); repeat, paired in order with --out")
+    p.add_argument("--out", action="append", required=True, help="output .npz; one per --split")
     p.add_argument("--n-images", type=int, default=1000, help="fake images to explain (default 1000)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the image choice")
     p.add_argument("--layer", default=None, help="layer to explain (default: last convolution)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dtype", choices=("uint8", "float16"), default="uint8", help="storage of the maps")
     p.add_argument("--detector", default=None, help="label trainset/arch/strategy (default: from --model)")
-    p.add_argument("--dataset", default=None, help="dataset label (default: the split's folder name)")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
@@ -310,27 +310,30 @@ def main(argv=None):
     _set_threads(args.threads)
     import keras
 
-    with np.load(args.split, allow_pickle=False) as split:
-        labels, image_ids = split["labels"], split["image_ids"].astype(str)
-        chosen = select_fakes(labels, image_ids, args.n_images, args.seed)
-        images = split["images"][chosen]
-    model = keras.saving.load_model(args.model, compile=False)
+    if len(args.split) != len(args.out):
+        raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    model = keras.saving.load_model(args.model, compile=False)  # once for all of the detector's sets
     layer = args.layer or last_conv_layer(model)
-    log.info("%s: %d fake images of %s, layer %s", args.model, len(chosen), args.split, layer)
-    t0 = time.perf_counter()
-    maps = heatmaps(model, images, layer, batch_size=args.batch_size, progress=True)
-    log.info("%d heatmaps in %.1f s", len(maps), time.perf_counter() - t0)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        args.out,
-        heatmaps=encode(maps, args.dtype),
-        image_ids=image_ids[chosen],
-        layer=np.str_(layer),
-        detector=np.str_(args.detector or _detector_from_model_path(args.model)),
-        dataset=np.str_(args.dataset or Path(args.split).parent.name),
-        model=np.str_(args.model),
-        seed=np.int64(args.seed),
-    )
+    for split_path, out in zip(args.split, args.out):
+        with np.load(split_path, allow_pickle=False) as split:
+            labels, image_ids = split["labels"], split["image_ids"].astype(str)
+            chosen = select_fakes(labels, image_ids, args.n_images, args.seed)
+            images = split["images"][chosen]
+        log.info("%s: %d fake images of %s, layer %s", args.model, len(chosen), split_path, layer)
+        t0 = time.perf_counter()
+        maps = heatmaps(model, images, layer, batch_size=args.batch_size, progress=True)
+        log.info("%d heatmaps in %.1f s", len(maps), time.perf_counter() - t0)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            out,
+            heatmaps=encode(maps, args.dtype),
+            image_ids=image_ids[chosen],
+            layer=np.str_(layer),
+            detector=np.str_(args.detector or _detector_from_model_path(args.model)),
+            dataset=np.str_(Path(split_path).parent.name),
+            model=np.str_(args.model),
+            seed=np.int64(args.seed),
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+rule explain_detector:
+    input:
+        model="results/models/{trainset}/{arch}/{strategy}.keras",
+        splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
+    output:
+        directory("results/gradcam/{trainset}/{arch}/{strategy}"),
+    log:
+        "results/logs/explain_detector/{trainset}/{arch}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/explain_detector/{trainset}/{arch}/{strategy}.tsv"
+    params:
+        pairs=heatmap_pairs,
+        n=config["gradcam"]["images"],
+        batch=config["gradcam"]["batch_size"],
+        seed=config["seed"],
+    threads: max(1, min(workflow.cores, 8))
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "python -m dfstudy.gradcam --model {input.model} {params.pairs} --n-images {params.n}"
+        " --seed {params.seed} --batch-size {params.batch} --threads {threads} > {log} 2>&1"
+
+
+rule compare_heatmaps:
+    input:
+        heatmaps_of_group,
+    output:
+        "results/gradcam/ssim/{trainset}_{arch}_{dataset}.csv",
+    log:
+        "results/logs/compare_heatmaps/{trainset}_{arch}_{dataset}.log",
+    benchmark:
+        "results/benchmarks/compare_heatmaps/{trainset}_{arch}_{dataset}.tsv"
+    params:
+        files=group_heatmap_files,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "python -m dfstudy.similarity --group {wildcards.trainset}/{wildcards.arch}"
+        " --dataset {wildcards.dataset} --heatmaps {params.files} --out {output} > {log} 2>&1"
+
+
+rule summarize_ssim:
+    input:
+        ssim_tables(),
+    output:
+        table="results/tables/rq3_ssim.csv",
+        findings="results/tables/findings_rq3.json",
+    log:
+        "results/logs/summarize_ssim.log",
+    benchmark:
+        "results/benchmarks/summarize_ssim.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.similarity summarize --inputs {input} --table {output.table}"
+        " --findings {output.findings} > {log} 2>&1"
+
+
+rule plot_ssim:
+    input:
+        rules.summarize_ssim.output.table,
+    output:
+        png="results/figures/fig3_ssim.png",
+        pdf="results/figures/fig3_ssim.pdf",
+    log:
+        "results/logs/plot_ssim.log",
+    benchmark:
+        "results/benchmarks/plot_ssim.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.figures_rq3 fig3 --table {input} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule plot_heatmaps:
+    input:
+        heatmaps=figure2_heatmaps,
+        splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
+    output:
+        png="results/figures/fig2_heatmaps_{trainset}.png",
+        pdf="results/figures/fig2_heatmaps_{trainset}.pdf",
+    log:
+        "results/logs/plot_heatmaps/{trainset}.log",
+    benchmark:
+        "results/benchmarks/plot_heatmaps/{trainset}.tsv"
+    params:
+        files=lambda wildcards, input: " ".join(f"{d}/{x}.npz" for d in input.heatmaps for x in rq3_datasets(wildcards.trainset)),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.figures_rq3 fig2 --heatmaps {params.files} --splits {input.splits}"
+        " --seed {params.seed} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
