@@ -15,12 +15,17 @@ DATASETS = config["datasets"]
 TRAINSETS = config["detectors"]["trainsets"]
 PARTS = planned_parts(DATASETS, TRAINSETS)
 SHARDS = range(config["preprocess"]["shards"])
+ARCHS = config["detectors"]["architectures"]
+STRATEGIES = config["detectors"]["strategies"]
 
 
 wildcard_constraints:
     source="|".join(SOURCES),
     dataset="|".join(map(re.escape, DATASETS)),
     part="train|val|test|finetune",
+    strategy="original|transfer|merge",
+    trainset="|".join(map(re.escape, TRAINSETS)),
+    arch="|".join(ARCHS),
     shard=r"\d+",
 
 
@@ -50,17 +55,9 @@ def final_targets():
         "results/tables/findings_rq3.json",
         "results/figures/fig3_ssim.png",
         *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
+        "results/tables/findings_rq4.json",
+        *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
     ]
-
-
-ARCHS = config["detectors"]["architectures"]
-STRATEGIES = config["detectors"]["strategies"]
-STUDY_NUMBER = {
-    (trainset, strategy): 3 * i + j + 1
-    for i, trainset in enumerate(("CELEB", "F2F"))
-    for j, strategy in enumerate(("original", "transfer", "merge"))
-}
-
 
 def detectors():
     """(trainset, arch, strategy) of every detector in the configured matrix."""
@@ -134,3 +131,14 @@ def ssim_tables():
 
 def figure2_heatmaps(wildcards):
     return [f"results/gradcam/{wildcards.trainset}/{a}/{s}" for a in ARCHS for s in STRATEGIES]
+
+
+CAUSAL_ARCHS = [a for a in config["causal"]["architectures"] if a in ARCHS]
+
+
+def causal_pairs(wildcards, output):
+    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset))
+
+
+def causal_overlaps():
+    return [f"results/causal/{t}/{a}/{s}_overlap.csv" for t in TRAINSETS for a in CAUSAL_ARCHS for s in STRATEGIES]

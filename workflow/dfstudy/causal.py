@@ -33,7 +33,9 @@ Two exact evaluation strategies, chosen automatically (``method="auto"``):
     ``do(h_i = v)`` changes only ``e_i`` (to ``u_i(v)``), so the Dense pre-activations move by a rank-1
     term: ``z_iv = z + (u_i(v) - e_i) W[i, :]``. All ``D x G x N`` interventions then cost one small
     multiply-add each plus the part of the tail after the Dense (LeakyReLU -> Dense(1) for MesoNet and
-    MesoInception, the sigmoid alone for ShallowNet). This is the fast path.
+    MesoInception, the sigmoid alone for ShallowNet), instead of a full ``D``-wide tail forward. Blocks
+    of neurons run as one compiled step (XLA) that also averages over the samples. This is the fast
+    path; `bench/ace_speed.py` measures it against the loop.
 ``"batched"``
     Otherwise: tile ``h`` for a block of neurons and all grid values, overwrite column ``i`` with ``v``
     and run the tail on the whole block as one batch (chunked to bound memory).
@@ -48,21 +50,34 @@ Run ``python -m dfstudy.causal --help`` (per-detector effects) and ``python -m d
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
 import re
 import sys
-from collections import Counter
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+
+class _LazyKeras:
+    """`keras`, imported on first use: `summarize` (tables, Finding 4) needs no deep-learning backend,
+    and importing TensorFlow costs seconds per job."""
+
+    def __getattr__(self, name):
+        import keras as module
+
+        return getattr(module, name)
+
+
+keras = _LazyKeras()
 
 __all__ = [
     "split_model",
@@ -87,15 +102,6 @@ DEFAULT_CHUNK = 1 << 24  # floats per batched tail evaluation (64 MB as float32)
 STUDY_NUMBER = {("CELEB", "original"): 1, ("CELEB", "transfer"): 2, ("CELEB", "merge"): 3,
                 ("F2F", "original"): 4, ("F2F", "transfer"): 5, ("F2F", "merge"): 6}
 
-# Layers that act unit by unit on a (N, D) input at inference time: intervening on h_i can only change
-# unit i of their output. Dropout-style layers are the identity at inference.
-_IDENTITY_AT_INFERENCE = (
-    keras.layers.Dropout, keras.layers.AlphaDropout, keras.layers.GaussianDropout,
-    keras.layers.GaussianNoise, keras.layers.ActivityRegularization, keras.layers.Identity,
-)
-_ELEMENTWISE = _IDENTITY_AT_INFERENCE + (
-    keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU, keras.layers.Rescaling,
-)
 _ELEMENTWISE_ACTIVATIONS = {
     "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh",
     "softplus", "softsign", "silu", "swish", "hard_silu", "hard_swish", "mish", "exponential",
@@ -209,7 +215,7 @@ def intervention_grid(h, grid_size=4):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Outcome statistics shared by every path (same reductions, so equal outputs give equal numbers)
+# Outcome statistics of the loop and the batched path (the rank-1 block reduces inside its compiled step)
 # ---------------------------------------------------------------------------------------------------
 
 def _outcome(out, measure, labels):
@@ -265,15 +271,24 @@ class _Rank1Plan:
     prefix: object  # keras.Model (N, D) -> (N, D), per-unit elementwise; None if the Dense comes first
     dense: object  # the first Dense layer; its weights are read at every call, never cached
     rest: list  # layers from the Dense's pre-activations to the output: its activation, then the chain
-    evaluators: dict  # (n_samples, grid_size, measure) -> compiled `_Rank1Block` model
+    evaluators: dict  # (n_samples, n_neurons, grid_size, block, measure) -> (compiled model, its block layer)
 
 
 # Plans are cached per tail so that repeated calls (one per dataset) reuse the compiled block model.
 _PLANS = weakref.WeakKeyDictionary()
 
 
+@functools.cache
+def _elementwise_types():
+    """Layers that act unit by unit on a (N, D) input at inference time: intervening on h_i can only
+    change unit i of their output. Dropout-style layers are the identity at inference."""
+    lay = keras.layers
+    return (lay.Dropout, lay.AlphaDropout, lay.GaussianDropout, lay.GaussianNoise, lay.ActivityRegularization,
+            lay.Identity, lay.ReLU, lay.LeakyReLU, lay.ELU, lay.PReLU, lay.Rescaling)
+
+
 def _is_elementwise(layer):
-    if isinstance(layer, _ELEMENTWISE):
+    if isinstance(layer, _elementwise_types()):
         return True
     if isinstance(layer, keras.layers.Flatten):  # on a (N, D) input: the identity
         return True
@@ -331,9 +346,13 @@ def _build_rank1_plan(tail):
 _SMALL_DENSE = 4096
 
 
+def _small_dense(layer):
+    return (isinstance(layer, keras.layers.Dense) and int(np.prod(layer.kernel.shape)) <= _SMALL_DENSE
+            and getattr(layer, "quantization_mode", None) is None)
+
+
 def _apply(layer, x):
-    if isinstance(layer, keras.layers.Dense) and int(np.prod(layer.kernel.shape)) <= _SMALL_DENSE \
-            and getattr(layer, "quantization_mode", None) is None:
+    if _small_dense(layer):
         y = keras.ops.sum(keras.ops.expand_dims(x, -1) * keras.ops.convert_to_tensor(layer.kernel), axis=-2)
         if layer.use_bias:
             y = y + keras.ops.convert_to_tensor(layer.bias)
@@ -341,53 +360,59 @@ def _apply(layer, x):
     return layer(x, training=False)
 
 
-class _Rank1Block(keras.layers.Layer):
-    """Mean outcome under do(h_i = v) for a block of neurons, from the rank-1 update of the Dense layer.
+@functools.cache
+def _rank1_block_class():
+    """The `_Rank1Block` layer class (defined on first use, when keras is imported)."""
 
-    Variables (assigned once per call of `ace_from_features`, so one compiled function serves every
-    dataset of a detector): ``e`` (N, D) = u(h), ``ug`` (G, D) = u_i(v_ig), ``w`` (D, U) = the Dense
-    kernel, ``z`` (N, U) = the unintervened pre-activations, ``labels`` (N,). The input is the first
-    neuron of the block; the output is the mean outcome over the samples for the `block` neurons from
-    there, (block, G).
-    """
+    class _Rank1Block(keras.layers.Layer):
+        """Mean outcome under do(h_i = v) for a block of neurons, from the rank-1 update of the Dense layer.
 
-    def __init__(self, n_samples, n_neurons, grid_size, units, block, rest, measure, **kwargs):
-        super().__init__(**kwargs)
-        self.rest = list(rest)
-        self.shape_ = dict(n=n_samples, d=n_neurons, g=grid_size, u=units, b=block)
-        self.measure = measure
+        Variables (assigned once per call of `ace_from_features`, so one compiled function serves every
+        dataset of a detector): ``e`` (N, D) = u(h), ``ug`` (G, D) = u_i(v_ig), ``w`` (D, U) = the Dense
+        kernel, ``z`` (N, U) = the unintervened pre-activations, ``labels`` (N,). The input is the first
+        neuron of the block; the output is the mean outcome over the samples for the `block` neurons from
+        there, (block, G).
+        """
 
-        def var(name, shape):
-            return self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name)
+        def __init__(self, n_samples, n_neurons, grid_size, units, block, rest, measure, **kwargs):
+            super().__init__(**kwargs)
+            self.rest = list(rest)
+            self.shape_ = dict(n=n_samples, d=n_neurons, g=grid_size, u=units, b=block)
+            self.measure = measure
 
-        self.e, self.ug = var("e", (n_samples, n_neurons)), var("ug", (grid_size, n_neurons))
-        self.w, self.z = var("w", (n_neurons, units)), var("z", (n_samples, units))
-        self.labels = var("labels", (n_samples,))
+            def var(name, shape):
+                return self.add_weight(shape=shape, initializer="zeros", trainable=False, name=name)
 
-    def call(self, start):
-        ops, sh = keras.ops, self.shape_
-        i = ops.cast(start[0, 0], "int32")
-        zero = ops.zeros((), "int32")
-        t = ops.convert_to_tensor  # variables as tensors (JAX's tracer wants arrays, not Variables)
-        e = ops.slice(t(self.e), [zero, i], [sh["n"], sh["b"]])  # (N, B)
-        ug = ops.slice(t(self.ug), [zero, i], [sh["g"], sh["b"]])  # (G, B)
-        w = ops.slice(t(self.w), [i, zero], [sh["b"], sh["u"]])  # (B, U)
-        delta = ops.expand_dims(ug, 1) - ops.expand_dims(e, 0)  # (G, N, B): u_i(v) - e_i
-        x = ops.expand_dims(delta, -1) * w + ops.expand_dims(t(self.z), 1)  # (G, N, B, U)
-        x = ops.reshape(x, (-1, sh["u"]))
-        for layer in self.rest:
-            x = _apply(layer, x)
-        out = ops.reshape(x, (sh["g"], sh["n"], sh["b"]))
-        if self.measure == "correctness":
-            out = ops.cast(ops.equal(out >= THRESHOLD, ops.expand_dims(t(self.labels) == 1, 1)), "float32")
-        return ops.transpose(ops.mean(out, axis=1))  # (B, G)
+            self.e, self.ug = var("e", (n_samples, n_neurons)), var("ug", (grid_size, n_neurons))
+            self.w, self.z = var("w", (n_neurons, units)), var("z", (n_samples, units))
+            self.labels = var("labels", (n_samples,))
+
+        def call(self, start):
+            ops, sh = keras.ops, self.shape_
+            i = ops.cast(start[0, 0], "int32")
+            zero = ops.zeros((), "int32")
+            t = ops.convert_to_tensor  # variables as tensors (JAX's tracer wants arrays, not Variables)
+            e = ops.slice(t(self.e), [zero, i], [sh["n"], sh["b"]])  # (N, B)
+            ug = ops.slice(t(self.ug), [zero, i], [sh["g"], sh["b"]])  # (G, B)
+            w = ops.slice(t(self.w), [i, zero], [sh["b"], sh["u"]])  # (B, U)
+            delta = ops.expand_dims(ug, 1) - ops.expand_dims(e, 0)  # (G, N, B): u_i(v) - e_i
+            x = ops.expand_dims(delta, -1) * w + ops.expand_dims(t(self.z), 1)  # (G, N, B, U)
+            x = ops.reshape(x, (-1, sh["u"]))
+            for layer in self.rest:
+                x = _apply(layer, x)
+            out = ops.reshape(x, (sh["g"], sh["n"], sh["b"]))
+            if self.measure == "correctness":
+                out = ops.cast(ops.equal(out >= THRESHOLD, ops.expand_dims(t(self.labels) == 1, 1)), "float32")
+            return ops.transpose(ops.mean(out, axis=1))  # (B, G)
+
+    return _Rank1Block
 
 
 def _rank1_evaluator(plan, n, d, g, block, measure):
     key = (n, d, g, block, measure)
     if key not in plan.evaluators:
         start = keras.Input((1,), dtype="int32")
-        layer = _Rank1Block(n, d, g, plan.dense.units, block, plan.rest, measure)
+        layer = _rank1_block_class()(n, d, g, plan.dense.units, block, plan.rest, measure)
         model = keras.Model(start, layer(start))
         # XLA fuses the update, the activations and the small dense layers into one pass over each block;
         # Keras leaves XLA off on CPU-only TensorFlow unless asked. The setter falls back if unsupported.
@@ -408,7 +433,10 @@ def _means_rank1(plan, h, grid, neurons, measure, labels, chunk_elements):
     if not full:
         e, ug, kernel = e[:, neurons], ug[:, neurons], kernel[neurons]
     d, units = kernel.shape
-    block = int(min(d, max(1, chunk_elements // (g * n * units))))
+    # When the rest of the tail is elementwise layers and small Dense layers, XLA fuses it into the
+    # reduction over U and a block only materialises (G, N, B) values; otherwise (G, N, B, U).
+    width = 1 if all(_is_elementwise(layer) or _small_dense(layer) for layer in plan.rest) else units
+    block = int(min(d, max(1, chunk_elements // (g * n * width))))
     model, layer = _rank1_evaluator(plan, n, d, g, block, measure)
     for var, value in ((layer.e, e), (layer.ug, ug), (layer.w, kernel), (layer.z, z)):
         var.assign(np.asarray(value, np.float32))
@@ -680,7 +708,7 @@ def finding4(table):
                     sentence="Finding 4 could not be tested: no causal-analysis results.", per_detector=[])
     fractions = sorted(table["fraction"].unique())
     smallest = fractions[0]
-    per_detector, n_all = [], {}
+    per_detector = []
     for det, t in table.groupby("detector", sort=False):
         n_ds = int(t["n_datasets"].iloc[0])
         entry = dict(detector=det, layer_size=int(t["layer_size"].iloc[0]), n_datasets=n_ds, by_k={})
@@ -828,7 +856,8 @@ def _write(df_or_text, path):
 
 def summarize_main(argv=None):
     args = _summarize_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not (args.effects or args.overlaps):
         raise SystemExit("give --effects (with --out) and/or --overlaps (with --table/--findings)")
     if args.effects:
@@ -864,7 +893,8 @@ def main(argv=None):
     if argv[:1] == ["summarize"]:
         return summarize_main(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if len(args.split) != len(args.out):
         raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
     if args.threads:
@@ -880,7 +910,8 @@ def main(argv=None):
             log.warning("%s holds %d images, fewer than --n-samples %d: using all of them",
                         split_path, len(idx), args.n_samples)
         lab = labels[idx]
-        log.info("%s: %d samples (%d fake, %d real)", split_path, len(idx), int((lab == 1).sum()), int((lab != 1).sum()))
+        log.info("%s: %d samples (%d fake, %d real)", split_path, len(idx), int((lab == 1).sum()),
+                 int((lab != 1).sum()))
         h = features(head, images[idx], batch_size=args.batch_size)
         df = ace_from_features(tail, h, args.grid, args.measure, lab, args.method)
         out = df[["neuron", "effect"]].assign(rank=_ranks(df))

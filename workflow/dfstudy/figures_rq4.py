@@ -85,7 +85,7 @@ def figure5(table, arch=None):
     sns.set_theme(context="paper", style="ticks", font_scale=0.9)
     n_rows, n_cols = len(dets), len(fractions)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.7 * n_cols + 1.0, 1.15 * n_rows + 0.9),
-                             sharex=True, sharey="col", squeeze=False)
+                             sharex=True, sharey="col", squeeze=False, layout="constrained")
     colours = [ALL_COLOUR if c == n_ds else OTHER_COLOUR for c in counts]
     for r, (_, det) in enumerate(dets.iterrows()):
         rows = table[table["detector"] == det["detector"]]
@@ -111,7 +111,6 @@ def figure5(table, arch=None):
     fig.supylabel("number of neurons", fontsize=8)
     title = "Figure 5" + (f": {arch}" if arch else "") + " - overlap of top-k contributing neurons across datasets"
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(h_pad=0.6, w_pad=0.6)
     return fig
 
 
@@ -127,7 +126,8 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     fig = figure5(pd.read_csv(args.table), arch=args.arch)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

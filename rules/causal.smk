@@ -1,0 +1,82 @@
+rule rank_neurons:
+    input:
+        model="results/models/{trainset}/{arch}/{strategy}.keras",
+        splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
+    output:
+        directory("results/causal/{trainset}/{arch}/{strategy}"),
+    log:
+        "results/logs/rank_neurons/{trainset}/{arch}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/rank_neurons/{trainset}/{arch}/{strategy}.tsv"
+    params:
+        pairs=causal_pairs,
+        layer=lambda wildcards: config["causal"]["layers"][wildcards.arch],
+        n=config["causal"]["samples"],
+        grid=config["causal"]["grid"],
+        measure=config["causal"]["measure"],
+        seed=config["seed"],
+    threads: max(1, min(workflow.cores, 8))
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    shell:
+        "python -m dfstudy.causal --model {input.model} --layer {params.layer} {params.pairs}"
+        " --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule overlap_neurons:
+    input:
+        "results/causal/{trainset}/{arch}/{strategy}",
+    output:
+        "results/causal/{trainset}/{arch}/{strategy}_overlap.csv",
+    log:
+        "results/logs/overlap_neurons/{trainset}/{arch}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/overlap_neurons/{trainset}/{arch}/{strategy}.tsv"
+    params:
+        effects=lambda wildcards, input: " ".join(f"{input[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.causal summarize --effects {params.effects} --out {output} > {log} 2>&1"
+
+
+rule summarize_neurons:
+    input:
+        causal_overlaps(),
+    output:
+        table="results/tables/rq4_overlap.csv",
+        findings="results/tables/findings_rq4.json",
+    log:
+        "results/logs/summarize_neurons.log",
+    benchmark:
+        "results/benchmarks/summarize_neurons.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.causal summarize --overlaps {input} --table {output.table}"
+        " --findings {output.findings} > {log} 2>&1"
+
+
+rule plot_neurons:
+    input:
+        rules.summarize_neurons.output.table,
+    output:
+        png="results/figures/fig5_{arch}.png",
+        pdf="results/figures/fig5_{arch}.pdf",
+    log:
+        "results/logs/plot_neurons/{arch}.log",
+    benchmark:
+        "results/benchmarks/plot_neurons/{arch}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.figures_rq4 --table {input} --arch {wildcards.arch} --out {output.png} > {log} 2>&1"
