@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "reports/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/corpus.smk"
 include: "rules/preprocess.smk"
@@ -16,6 +19,17 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/gradcam.smk"
 include: "rules/causal.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    audit_leakage,
+    overlap_neurons,
+    summarize_neurons,
+    summarize_ssim,
+    plot_ssim,
+    plot_neurons,
 
 
 rule all:

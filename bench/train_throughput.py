@@ -13,7 +13,6 @@ import time
 
 import keras
 import numpy as np
-import pandas as pd
 
 from dfstudy import models
 from dfstudy import train as T
@@ -73,11 +72,13 @@ def main(argv=None):
     for name in args.archs:
         piped = pipeline_rate(name, args.size, args.steps, args.batch, args.pool, args.warmup)
         ceiling = resident_rate(name, args.size, args.steps, args.batch, args.warmup)
-        rows.append({"arch": name, "size": args.size, "batch": args.batch, "steps": args.steps,
-                     "pipeline_img_s": round(piped, 1), "resident_img_s": round(ceiling, 1),
-                     "ratio": round(piped / ceiling, 3)})
-        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
-    print(f"\nbackend {keras.config.backend()}, keras {keras.__version__}, policy {keras.config.dtype_policy().name}")
+        if not rows:
+            print(f"{'arch':<14}{'size':>6}{'batch':>6}{'steps':>6}{'pipeline img/s':>16}{'resident img/s':>16}"
+                  f"{'ratio':>7}")
+        rows.append((name, piped, ceiling))
+        print(f"{name:<14}{args.size:>6}{args.batch:>6}{args.steps:>6}{piped:>16.1f}{ceiling:>16.1f}"
+              f"{piped / ceiling:>7.2f}", flush=True)
+    print(f"backend {keras.config.backend()}, keras {keras.__version__}, policy {keras.config.dtype_policy().name}")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,20 @@ rule summarize_neurons:
     input:
         causal_overlaps(),
     output:
-        table="results/tables/rq4_overlap.csv",
-        findings="results/tables/findings_rq4.json",
+        table=report(
+            "results/tables/rq4_overlap.csv",
+            caption="../reports/rq4_overlap.rst",
+            category="RQ4",
+            subcategory="Tables",
+            labels={"table": "top-k overlap histograms"},
+        ),
+        findings=report(
+            "results/tables/findings_rq4.json",
+            caption="../reports/findings_rq4.rst",
+            category="RQ4",
+            subcategory="Findings",
+            labels={"finding": "4"},
+        ),
     log:
         "results/logs/summarize_neurons.log",
     benchmark:
@@ -68,7 +80,13 @@ rule plot_neurons:
     input:
         rules.summarize_neurons.output.table,
     output:
-        png="results/figures/fig5_{arch}.png",
+        png=report(
+            "results/figures/fig5_{arch}.png",
+            caption="../reports/fig5.rst",
+            category="RQ4",
+            subcategory="Figures",
+            labels={"figure": "5", "architecture": "{arch}"},
+        ),
         pdf="results/figures/fig5_{arch}.pdf",
     log:
         "results/logs/plot_neurons/{arch}.log",

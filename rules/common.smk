@@ -57,6 +57,7 @@ def final_targets():
         *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
         "results/tables/findings_rq4.json",
         *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
+        "results/report/study.html",
     ]
 
 def detectors():
@@ -87,7 +88,7 @@ def training_options(wildcards):
         opts.append(f"--init results/models/{wildcards.trainset}/{wildcards.arch}/original.keras")
     if wildcards.strategy == "transfer" and wildcards.arch in det["transfer_layers"]:
         opts.append("--trainable-layers " + ",".join(det["transfer_layers"][wildcards.arch]))
-    if det["weights"]:
+    if det["weights"] and wildcards.arch in ("XceptionNet", "EfficientNet"):  # the backbones with published weights
         opts.append(f"--weights {det['weights']}")
     if det["mixed_precision"]:
         opts.append("--mixed-precision")

@@ -47,8 +47,20 @@ rule summarize_ssim:
     input:
         ssim_tables(),
     output:
-        table="results/tables/rq3_ssim.csv",
-        findings="results/tables/findings_rq3.json",
+        table=report(
+            "results/tables/rq3_ssim.csv",
+            caption="../reports/rq3_ssim.rst",
+            category="RQ3",
+            subcategory="Tables",
+            labels={"table": "SSIM bins per group and test set"},
+        ),
+        findings=report(
+            "results/tables/findings_rq3.json",
+            caption="../reports/findings_rq3.rst",
+            category="RQ3",
+            subcategory="Findings",
+            labels={"finding": "3"},
+        ),
     log:
         "results/logs/summarize_ssim.log",
     benchmark:
@@ -66,7 +78,13 @@ rule plot_ssim:
     input:
         rules.summarize_ssim.output.table,
     output:
-        png="results/figures/fig3_ssim.png",
+        png=report(
+            "results/figures/fig3_ssim.png",
+            caption="../reports/fig3.rst",
+            category="RQ3",
+            subcategory="Figures",
+            labels={"figure": "3", "trained on": "all"},
+        ),
         pdf="results/figures/fig3_ssim.pdf",
     log:
         "results/logs/plot_ssim.log",
@@ -85,7 +103,13 @@ rule plot_heatmaps:
         heatmaps=figure2_heatmaps,
         splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
     output:
-        png="results/figures/fig2_heatmaps_{trainset}.png",
+        png=report(
+            "results/figures/fig2_heatmaps_{trainset}.png",
+            caption="../reports/fig2.rst",
+            category="RQ3",
+            subcategory="Figures",
+            labels={"figure": "2", "trained on": "{trainset}"},
+        ),
         pdf="results/figures/fig2_heatmaps_{trainset}.pdf",
     log:
         "results/logs/plot_heatmaps/{trainset}.log",

@@ -354,7 +354,7 @@ def test_merge_error_above_max_failed_share():
     bad = pd.concat([_fake_shard("NeuralTextures", 5, 2), _fake_shard("NeuralTextures", 5, 1, start=5)])
     manifest, summary = faces.merge_manifests([ok, _fake_shard("FaceSwap", 10, 2)], 0.2)
     assert len(manifest) == len(ok) + 10 * 3 - 2 * 2
-    row = summary.set_index("method").loc["FaceSwap"]
+    row = summary.set_index("group").loc["FaceSwap"]
     assert (row["videos"], row["failed_videos"], row["crops"]) == (10, 2, 16)
     assert row["failed_share"] == pytest.approx(0.2)
 

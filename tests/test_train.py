@@ -36,6 +36,12 @@ def data():
     return synthetic(768, 0), synthetic(128, 1), synthetic(128, 2)
 
 
+@pytest.fixture(scope="module")
+def small(data):
+    """Fewer images, for the tests that train three times."""
+    return {k: v[:192] for k, v in data[0].items()}, {k: v[:64] for k, v in data[1].items()}
+
+
 def run(data, workdir, epochs=2, seed=SEED, batch_size=32, **kwargs):
     keras.utils.set_random_seed(seed)
     model = models.build("MesoNet", (SIZE, SIZE, 3))
@@ -106,12 +112,12 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(data, tmp_path, caplog):
-    whole, _, whole_history, _ = run(data, tmp_path / "whole")
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, caplog):
+    whole, _, whole_history, _ = run(small, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        run(data, tmp_path / "killed", callbacks=[_Kill()])
+        run(small, tmp_path / "killed", callbacks=[_Kill()])
     with caplog.at_level(logging.INFO, logger="dfstudy.train"):
-        resumed, _, resumed_history, _ = run(data, tmp_path / "killed")
+        resumed, _, resumed_history, _ = run(small, tmp_path / "killed")
     assert "resuming from epoch 2" in caplog.text
     cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     pd.testing.assert_frame_equal(resumed_history[cols], whole_history[cols])
@@ -120,11 +126,11 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(data, tmp_path, cap
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
 
 
-def test_same_seed_same_history_other_seed_other_history(data, tmp_path):
+def test_same_seed_same_history_other_seed_other_history(small, tmp_path):
     cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
-    first = run(data, tmp_path / "a")[2][cols]
-    pd.testing.assert_frame_equal(run(data, tmp_path / "b")[2][cols], first)
-    assert not run(data, tmp_path / "c", seed=SEED + 1)[2][cols].equals(first)
+    first = run(small, tmp_path / "a")[2][cols]
+    pd.testing.assert_frame_equal(run(small, tmp_path / "b")[2][cols], first)
+    assert not run(small, tmp_path / "c", seed=SEED + 1)[2][cols].equals(first)
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():
@@ -143,10 +149,10 @@ def test_bad_strategy_arguments(data, original, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_cli_trains_and_writes_model_card_history(data, tmp_path, backend):
+def test_cli_trains_and_writes_model_card_history(small, tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} not installed")
-    for part, split in zip(("train", "val"), data):
+    for part, split in zip(("train", "val"), small):
         np.savez(tmp_path / f"{part}.npz", **split)
     out = tmp_path / "models" / "original.keras"
     cmd = [sys.executable, "-m", "dfstudy.train", "--arch", "MesoNet", "--trainset", "SYNTH",

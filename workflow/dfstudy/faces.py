@@ -597,7 +597,8 @@ def merge_manifests(
     shard_tables : sequence of DataFrame
         Shard manifests from :func:`process_videos`.
     max_failed_share : float
-        Largest allowed share of videos without any face crop, per (source, method).
+        Largest allowed share of videos without any face crop, per class of a source: its real videos
+        together, and the fakes of each method (the two halves of a study dataset).
     manifest_path : str or Path
         Named in the error message only.
 
@@ -606,12 +607,13 @@ def merge_manifests(
     manifest : DataFrame
         All rows of all shards.
     summary : DataFrame
-        Per (source, method): ``videos, failed_videos, failed_share, crops, skipped_rows``.
+        Per (source, group): ``videos, failed_videos, failed_share, crops, skipped_rows``, where group is
+        "real" or the fake method.
 
     Raises
     ------
     TooManyFailedVideos
-        If a (source, method) has a failed share above ``max_failed_share``; the message names each such
+        If a (source, group) has a failed share above ``max_failed_share``; the message names each such
         group, its share and its most common skip reasons, and ``manifest_path``. The merged manifest and
         summary are attached as ``.manifest`` and ``.summary``.
     ValueError
@@ -635,8 +637,9 @@ def merge_manifests(
         if len(dup):
             raise ValueError(f"{dup.nunique()} videos appear in several shards, e.g. {dup.iloc[0]!r}")
 
-    keys = ["source", "method"]
+    keys = ["source", "group"]
     m = manifest.copy()
+    m["group"] = m["method"].where(m["label"] == 1, "real")
     m[keys] = m[keys].fillna("")  # NaN keys would not compare equal below
     m["_ok"] = m["status"] == "ok"
     per_video = m.groupby(keys + ["video_id"])["_ok"].any().reset_index()
@@ -657,11 +660,11 @@ def merge_manifests(
         failed_ids = set(per_video.loc[~per_video["_ok"], "video_id"])
         lines = []
         for _, g in bad.iterrows():
-            sel = m[(m["source"] == g["source"]) & (m["method"] == g["method"]) & m["video_id"].isin(failed_ids)]
+            sel = m[(m["source"] == g["source"]) & (m["group"] == g["group"]) & m["video_id"].isin(failed_ids)]
             whole = sel[sel["frame"] == -1]["reason"]
             top = ", ".join(f"{r} {n}" for r, n in Counter(whole).most_common(3))
             lines.append(
-                f"  {g['source']}/{g['method'] or '(no method)'}: {g['failed_videos']}/{g['videos']} videos "
+                f"  {g['source']}/{g['group'] or '(no method)'}: {g['failed_videos']}/{g['videos']} videos "
                 f"({g['failed_share']:.1%}) gave no face crop ({top})"
             )
         err = TooManyFailedVideos(
@@ -718,7 +721,7 @@ def main_merge(argv: Sequence[str] | None = None) -> None:
     log.info("merged %d shards: %d crops from %d videos -> %s", len(tables),
              int((manifest["status"] == "ok").sum()), manifest["video_id"].nunique(), a.out)
     for _, r in summary.iterrows():
-        log.info("  %s/%s: %d videos, %d failed (%.1f%%), %d crops", r["source"], r["method"], r["videos"],
+        log.info("  %s/%s: %d videos, %d failed (%.1f%%), %d crops", r["source"], r["group"], r["videos"],
                  r["failed_videos"], 100 * r["failed_share"], r["crops"])
 
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("dfstudy.predict")  # not __name__: that is "__main__" under python -m
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 TABLE_COLUMNS = ["path", "kind", "faces", "score", "verdict", "note"]
@@ -55,7 +55,9 @@ def find_inputs(paths):
         elif path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
             found.append(path)
         else:
-            raise ValueError(f"{path}: not a folder, video ({sorted(VIDEO_SUFFIXES)}) or image ({sorted(IMAGE_SUFFIXES)})")
+            raise ValueError(
+                f"{path}: not a folder, video ({sorted(VIDEO_SUFFIXES)}) or image ({sorted(IMAGE_SUFFIXES)})"
+            )
     return found
 
 
@@ -88,7 +90,9 @@ def predict_paths(model, paths, n_frames=10, batch_size=64, save_crops=None):
                 cv2.imwrite(str(Path(save_crops) / f"{stem}_{label}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         verdict = "" if math.isnan(score) else ("fake" if score >= 0.5 else "real")
         kind = "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
-        rows.append({"path": str(path), "kind": kind, "faces": len(crops), "score": score, "verdict": verdict, "note": note})
+        rows.append(
+            {"path": str(path), "kind": kind, "faces": len(crops), "score": score, "verdict": verdict, "note": note}
+        )
         LOG.info("%s: %d faces, P(fake) %.3f %s", path, len(crops), score, note)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 

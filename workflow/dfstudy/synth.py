@@ -473,14 +473,14 @@ class _FaceSwap(_Method):
 class _Deepfakes(_Method):
     def __init__(self, r, s):
         super().__init__(r, s)
-        self.cast = r.uniform(-1, 1, 3) * 10
+        self.cast = r.uniform(-1, 1, 3) * 4
 
     def apply(self, real, fake, ctx):
         h, w = real.shape[:2]
         small = cv2.resize(fake, (max(w // 3, 1), max(h // 3, 1)), interpolation=cv2.INTER_AREA)
         low = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) + self.cast
-        mc = np.minimum(_face_mask(ctx["g"], self.s, 0.9), _face_mask(ctx["gs"], self.s, 0.95))
-        mk = _warp_mask(mc, ctx["m"], w, h, 0.05 * h)
+        mc = np.minimum(_face_mask(ctx["g"], self.s, 0.92), _face_mask(ctx["gs"], self.s, 0.97))
+        mk = _warp_mask(mc, ctx["m"], w, h, 0.03 * h)
         return real * (1 - mk) + low * mk
 
 
@@ -553,25 +553,29 @@ class _DeepFakeDetection(_Method):
 
 
 class _Celeb(_Method):
-    period_frac, angle, amp, feather = 0.12, 30.0, 8.0, 0.06
+    # blend feather stays well outside the eyes and mouth (no ghosted features); the trace has
+    # its own mask so it covers the whole face at full strength
+    period_frac, angle, amp, feather = 0.09, 30.0, 12.0, 0.025
 
     def __init__(self, r, s):
         super().__init__(r, s)
-        self.jit = r.uniform(0.95, 1.05)
-        self.phase_angle = self.angle + r.uniform(-3, 3)
+        self.period = self.period_frac * 0.5 * s * r.uniform(0.96, 1.04)
+        self.theta = self.angle + r.uniform(-3, 3)
 
     def apply(self, real, fake, ctx):
         h, w = real.shape[:2]
-        mc = np.minimum(_face_mask(ctx["g"], self.s, 0.9), _face_mask(ctx["gs"], self.s, 0.95))
+        g, gs, s = ctx["g"], ctx["gs"], self.s
+        mc = np.minimum(_face_mask(g, s, 0.92), _face_mask(gs, s, 0.97))
         mk = _warp_mask(mc, ctx["m"], w, h, self.feather * h)
+        mt = _warp_mask(np.minimum(_face_mask(g, s, 0.88), _face_mask(gs, s, 0.92)), ctx["m"],
+                        w, h, 0.02 * h)
         fake = _colour_match(fake, real, mk)
-        trace = self.amp * _grating(ctx["m"], w, h, self.period_frac * 0.5 * self.s * self.jit,
-                                    self.phase_angle)
-        return real * (1 - mk) + (fake + trace) * mk
+        trace = self.amp * _grating(ctx["m"], w, h, self.period, self.theta)
+        return real * (1 - mk) + fake * mk + trace * mt
 
 
 class _CelebV1(_Celeb):
-    period_frac, angle, amp, feather = 0.12 * 1.06, 33.0, 8.0 * 0.85, 0.09
+    period_frac, angle, amp, feather = 0.09 * 1.06, 33.0, 12.0 * 0.85, 0.04
 
 
 _METHODS = {"Deepfakes": _Deepfakes, "Face2Face": _Face2Face, "FaceSwap": _FaceSwap,

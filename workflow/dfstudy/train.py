@@ -4,6 +4,11 @@ Adam (beta 0.9/0.999) on binary cross-entropy, one epoch per ``fit`` call over t
 arrays; the best epoch by validation accuracy is kept, not the last. A killed job rerun with the same
 arguments resumes after the last finished epoch and ends with the same weights as an uninterrupted run.
 
+Why one ``fit`` per epoch and our own checkpoint rather than one ``fit`` with ``BackupAndRestore``: the
+backup (``save_weights``) leaves out the dropout seed states, so a resumed run draws other dropout masks;
+and within one ``fit`` Keras builds the next epoch's iterator (TensorFlow starts prefetching it) before
+any epoch-begin hook runs, so an order that depends on the epoch cannot be set safely.
+
 Run as ``python -m dfstudy.train --arch MesoNet --trainset CELEB --strategy original --train ... --val ...
 --out results/models/CELEB/MesoNet/original.keras --workdir results/checkpoints/CELEB/MesoNet/original``.
 """
@@ -26,7 +31,7 @@ from tqdm.auto import tqdm
 
 from dfstudy import models
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
 STRATEGIES = ("original", "transfer", "merge")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
@@ -224,8 +229,9 @@ def train_detector(
         Seeds Keras (dropout) and the per-epoch training order, which depends on (seed, epoch) only.
     workdir : path
         Holds ``best.keras`` (best epoch so far), ``history.csv`` (so far) and ``backup/`` (per-epoch
-        state to resume from; removed when training completes). Rerunning with the same arguments after a kill resumes after the last
-        finished epoch; a backup from different arguments or data is discarded.
+        state to resume from; removed when training completes). Rerunning with the same arguments after
+        a kill resumes after the last finished epoch; a backup from different arguments or data is
+        discarded.
     strategy : {"original", "transfer", "merge"}
         original: from scratch. transfer: start from `init_model`'s weights with every layer frozen except
         `trainable_layers`. merge: start from `init_model`'s weights, every layer trainable.
@@ -252,6 +258,7 @@ def train_detector(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model = _start_from(model, init_model, strategy, trainable_layers)
+    # dropout's seeds were drawn when the model was built; this covers any other draw during training
     keras.utils.set_random_seed(seed)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
@@ -259,7 +266,8 @@ def train_detector(
         metrics=["accuracy"],
     )
     fingerprints = {"train": fingerprint(train["images"]), "val": fingerprint(val["images"])}
-    run_key = {
+    init_weights = [] if init_model is None else init_model.weights
+    run_key = {  # a backup from a run that differs in any of these is not resumed
         "architecture": arch,
         "strategy": strategy,
         "trainable": sorted(layer.name for layer in model.layers if layer.trainable),
@@ -267,7 +275,7 @@ def train_detector(
         "batch_size": batch_size,
         "seed": seed,
         "data": fingerprints,
-        "init": None if init_model is None else [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_model.weights],
+        "init": [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_weights],
     }
     checkpoint = _Checkpoint(workdir / "backup", run_key)
     rows = checkpoint.load(model)
@@ -380,7 +388,9 @@ def main(argv=None):
     LOG.info("%s %s %s: %d train, %d val images of %s", args.arch, args.trainset, args.strategy,
              len(train["images"]), len(val["images"]), train["images"].shape[1:])
     keras.utils.set_random_seed(args.seed)
-    model = models.build(args.arch, train["images"].shape[1:], weights=args.weights)
+    # transfer and merge overwrite every weight with the original detector's: no backbone download
+    weights = args.weights if args.strategy == "original" else None
+    model = models.build(args.arch, train["images"].shape[1:], weights=weights)
     init_model = keras.saving.load_model(args.init, compile=False) if args.init else None
     trainable = args.trainable_layers.split(",") if args.trainable_layers else None
     best, history, card = train_detector(

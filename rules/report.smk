@@ -1,0 +1,90 @@
+# The study report (results/report/study.html + study.md) and the target that rebuilds tables, figures
+# and report from existing predictions, heatmaps and neuron rankings without any training:
+#   snakemake report_only --workflow-profile profiles/report
+
+
+rule render_report:
+    input:
+        tables=[f"results/tables/table{n}{s}.csv" for n in (4, 5, 6, 7) for s in ("", "_vs_published")],
+        cv_ap="results/tables/cv_ap.csv",
+        findings=[
+            "results/tables/findings.json",
+            "results/tables/findings_rq3.json",
+            "results/tables/findings_rq4.json",
+        ],
+        figures=[
+            *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
+            "results/figures/fig3_ssim.png",
+            *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
+        ],
+        manifests=list(face_manifests().values()),
+        summary="results/splits/summary.csv",
+        cards=[f"results/models/{t}/{a}/{s}.json" for t, a, s in detectors()],
+    output:
+        html=report(
+            "results/report/study.html",
+            caption="../reports/study.rst",
+            category="Study report",
+            labels={"format": "HTML (self-contained)"},
+        ),
+        md="results/report/study.md",
+        sources=report(
+            "results/report/sources.csv",
+            caption="../reports/setup_sources.rst",
+            category="Setup",
+            subcategory="Data and detectors",
+            labels={"table": "sources"},
+        ),
+        datasets=report(
+            "results/report/datasets.csv",
+            caption="../reports/setup_datasets.rst",
+            category="Setup",
+            subcategory="Data and detectors",
+            labels={"table": "datasets and splits"},
+        ),
+        detectors=report(
+            "results/report/detectors.csv",
+            caption="../reports/setup_detectors.rst",
+            category="Setup",
+            subcategory="Data and detectors",
+            labels={"table": "detectors"},
+        ),
+        deviations=report(
+            "results/report/deviations.csv",
+            caption="../reports/deviations.rst",
+            category="Setup",
+            subcategory="Protocol",
+            labels={"table": "deviations from the study"},
+        ),
+    log:
+        "results/logs/render_report.log",
+    benchmark:
+        "results/benchmarks/render_report.tsv"
+    params:
+        cfg=as_json(config),
+        tables_dir="results/tables",
+        benchmarks="results/benchmarks",
+        setup_dir="results/report",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m dfstudy.report --config-json {params.cfg} --tables-dir {params.tables_dir}"
+        " --figures {input.figures} --manifests {input.manifests} --split-summary {input.summary}"
+        " --cards {input.cards} --benchmarks {params.benchmarks} --setup-dir {params.setup_dir}"
+        " --html {output.html} --md {output.md} > {log} 2>&1"
+
+
+# Tables, figures and the report only. With profiles/report (allowed-rules), Snakemake builds the DAG
+# from the summary and plotting rules alone: training, prediction, Grad-CAM and neuron ranking cannot
+# be scheduled, their existing outputs are taken as given, and a missing one is an error.
+rule report_only:
+    input:
+        "results/report/study.html",
+        "results/tables/rq3_ssim.csv",
+        "results/tables/rq4_overlap.csv",
+        "results/figures/fig3_ssim.pdf",
+        *(f"results/figures/fig2_heatmaps_{t}.pdf" for t in TRAINSETS),
+        *(f"results/figures/fig5_{a}.pdf" for a in CAUSAL_ARCHS),
+    localrule: True

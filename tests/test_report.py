@@ -1,0 +1,340 @@
+"""The study report: every table, figure and finding is in it, the HTML is self-contained, a changed
+prediction reaches the tables, deviations follow the config, and (when Chromium is installed) the page
+opens headless without console errors."""
+
+import base64
+import copy
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dfstudy import report as R
+from dfstudy import tables as T
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT / "reports" / "reference"
+TRAINSETS = {"CELEB": ["CELEB", "FS", "NT", "DF", "DFD", "CELEB-M"], "F2F": ["F2F", "FS", "NT", "DF", "DFD", "FS-I", "NT-I"]}
+ARCH = "MesoNet"
+
+
+def demo_config():
+    """config/config.yaml with the schema defaults the workflow's validate() would fill in."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+
+    def fill(node, sch):
+        for key, spec in sch.get("properties", {}).items():
+            if key not in node and "default" in spec:
+                node[key] = copy.deepcopy(spec["default"])
+            if isinstance(node.get(key), dict) and spec.get("type") == "object":
+                fill(node[key], spec)
+
+    fill(cfg, schema)
+    return cfg
+
+
+def paper_config():
+    cfg = demo_config()
+
+    def merge(a, b):
+        for k, v in b.items():
+            a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    return merge(cfg, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+
+
+def write_predictions(root: Path, seed: int, n_videos: int = 8, per_video: int = 3):
+    """Tiny prediction files for the six MesoNet detectors: own set easy, unseen sets near chance."""
+    rng = np.random.default_rng(seed)
+    for trainset, sets in TRAINSETS.items():
+        for strategy in T.STRATEGIES:
+            folder = root / trainset / ARCH / strategy
+            folder.mkdir(parents=True, exist_ok=True)
+            for d in sets:
+                labels = np.repeat(np.arange(n_videos) % 2, per_video)
+                signal = 0.4 if d == trainset else 0.05
+                score = np.clip(0.5 + signal * (2 * labels - 1) + rng.normal(0, 0.2, labels.size), 0, 1)
+                pd.DataFrame({"image_id": [f"{d}:{i}" for i in range(labels.size)],
+                              "video_id": [f"{d}:v{i // per_video}" for i in range(labels.size)],
+                              "label": labels.astype("uint8"), "score": score.astype("float32")}
+                             ).to_parquet(folder / f"{d}.parquet", index=False)
+
+
+def make_tables(pred: Path, out: Path):
+    T.main(["--predictions", str(pred), "--reference", str(REF), "--out-dir", str(out), "--n-boot", "10",
+            "--seed", "3", "--log-level", "WARNING"])
+
+
+def write_png(path: Path, colour):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (2400, 300), colour).save(path)  # wider than MAX_WIDTH: the report downscales it
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A fake results tree: tables and findings from real module code, figures, cards, manifests."""
+    res = tmp_path_factory.mktemp("results")
+    write_predictions(res / "predictions", seed=1)
+    make_tables(res / "predictions", res / "tables")
+
+    from dfstudy.similarity import finding3
+
+    rq3 = pd.DataFrame({"trainset": ["CELEB", "CELEB"], "arch": [ARCH, ARCH], "dataset": ["CELEB", "FS"],
+                        "n": [10, 10], "share_lt07": [0.8, 0.6], "share_07_09": [0.1, 0.3],
+                        "share_ge09": [0.1, 0.1], "mean_ssim": [0.5, 0.6]})
+    (res / "tables" / "findings_rq3.json").write_text(json.dumps(finding3(rq3)))
+    (res / "tables" / "findings_rq4.json").write_text(json.dumps(dict(
+        finding=4, claim="Some neurons are top contributors on all five datasets.", verdict="partly supported",
+        sentence="Finding 4 (some neurons are top contributors on all 5 datasets) is partly supported: RQ4-SENTENCE.")))
+
+    figs = [res / "figures" / f for f in ("fig2_heatmaps_CELEB.png", "fig2_heatmaps_F2F.png", "fig3_ssim.png",
+                                           f"fig5_{ARCH}.png")]
+    for i, f in enumerate(figs):
+        write_png(f, (40 * i, 100, 200))
+
+    cards = []
+    for trainset in TRAINSETS:
+        for strategy in T.STRATEGIES:
+            p = res / "models" / trainset / ARCH / f"{strategy}.json"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps(dict(architecture=ARCH, trainset=trainset, strategy=strategy, epochs=20,
+                                         best_epoch=7, val_accuracy=0.9, trainable_params=12617,
+                                         non_trainable_params=96, train_images=300, backend="tensorflow",
+                                         keras_version="3.15.1", wall_time_s=8.5, image_size=64)))
+            cards.append(p)
+
+    manifests = []
+    for source, methods in (("ffpp", ["youtube", "Face2Face", "FaceSwap"]), ("celebdf_v2", ["Celeb-real", "Celeb-synthesis"])):
+        rows = []
+        for m_i, method in enumerate(methods):
+            for v in range(3):
+                for f in range(2):
+                    rows.append(dict(video_id=f"{source}:{method}/{v}", label=int(m_i > 0), method=method,
+                                     frame=f, status="ok", reason=""))
+        rows.append(dict(video_id=f"{source}:{methods[0]}/bad", label=0, method=methods[0], frame=-1,
+                         status="skipped", reason="no face"))
+        p = res / "faces" / source / "manifest.parquet"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(p, index=False)
+        manifests.append(p)
+    summary = res / "splits" / "summary.csv"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("dataset,part,requested,actual,videos,fake\nCELEB,train,300,300,45.0,150.0\n"
+                       "F2F,test,100,100,12.0,50.0\n,celebdf_v2: mixes train and val identities,0,19,,\n")
+    bench = res / "benchmarks" / "train_detector" / "CELEB"
+    bench.mkdir(parents=True)
+    (bench / "x.tsv").write_text("s\th:m:s\tmax_rss\n16.95\t0:00:16\t1048.98\n")
+
+    config = demo_config()
+    argv = ["--config-json", json.dumps(config), "--tables-dir", str(res / "tables"),
+            "--figures", *map(str, figs), "--manifests", *map(str, manifests), "--split-summary", str(summary),
+            "--cards", *map(str, cards), "--benchmarks", str(res / "benchmarks"), "--setup-dir", str(res / "report"),
+            "--html", str(res / "report" / "study.html"), "--md", str(res / "report" / "study.md"),
+            "--log-level", "WARNING"]
+    R.main(argv)
+    return dict(root=res, argv=argv, config=config, html=(res / "report" / "study.html").read_text(),
+                md=(res / "report" / "study.md").read_text())
+
+
+# ------------------------------------------------------------------------------------------ contents
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.tables, self.imgs, self.refs = [], [], [], []
+        self._rows = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "table":
+            self._rows = 0
+        elif tag == "tr" and self._rows is not None:
+            self._rows += 1
+        elif tag == "img":
+            self.imgs.append(a)
+        for key in ("src", "href", "srcset", "action", "data", "poster"):
+            if key in a:
+                self.refs.append((tag, key, a[key]))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.tables.append(self._rows)
+            self._rows = None
+
+
+def test_report_has_every_table_figure_and_finding(tree):
+    html_text, md = tree["html"], tree["md"]
+    for name in R.TABLES:
+        assert T.TITLES[name] in html_text and T.TITLES[name] in md
+    for title in ("Figure 2 (CELEB)", "Figure 2 (F2F)", "Figure 3", f"Figure 5 ({ARCH})"):
+        assert title in html_text and title in md
+    findings = json.loads((tree["root"] / "tables" / "findings.json").read_text())
+    rq3 = json.loads((tree["root"] / "tables" / "findings_rq3.json").read_text())
+    import html as H
+    for sentence in (findings["finding1"]["sentence"], findings["finding2"]["sentence"], rq3["sentence"],
+                     "RQ4-SENTENCE"):
+        assert H.escape(sentence) in html_text or sentence in html_text
+        assert sentence in md
+    assert "not computed" not in html_text
+    assert R.config_hash(tree["config"]) in html_text and R.config_hash(tree["config"]) in md
+
+    p = _Collect()
+    p.feed(html_text)
+    # setup tables (sources, datasets, detectors, benchmarks) + Tables IV-VII + CV of AP + deviations:
+    # every one has a header and at least one data row
+    assert len(p.tables) >= 10 and all(n >= 2 for n in p.tables)
+    assert len(p.imgs) == 4
+    for img in p.imgs:
+        head, data = img["src"].split(",", 1)
+        assert head == "data:image/png;base64"
+        png = base64.b64decode(data)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 100
+        width = int.from_bytes(png[16:20], "big")
+        assert width <= R.MAX_WIDTH
+
+
+def test_setup_counts_and_paper_columns(tree):
+    html_text = tree["html"]
+    # skipped videos from the manifests, with their reason; the splitter's dropped videos
+    assert "no face: 1" in html_text and "mixes train and val identities: 19 videos dropped" in html_text
+    det = pd.read_csv(tree["root"] / "report" / "detectors.csv")
+    assert len(det) == 6 and set(det.detector) == {f"{ARCH}{n}" for n in range(1, 7)}
+    assert (det.trainable_params == 12617).all()
+    src = pd.read_csv(tree["root"] / "report" / "sources.csv").set_index("source")
+    assert src.loc["ffpp", "videos_with_faces"] == 9 and src.loc["ffpp", "skipped_videos"] == 1
+    # Table V shows ours next to the published value (paper: MesoNet1 original accuracy 97.60)
+    t5 = R.side_by_side(pd.read_csv(tree["root"] / "tables" / "table5.csv"),
+                        pd.read_csv(tree["root"] / "tables" / "table5_vs_published.csv"))
+    assert t5.set_index("detector").loc["MesoNet1", "original_accuracy | paper"] == pytest.approx(97.60)
+    # published detectors we did not train appear, marked, after ours
+    assert (t5.note == "paper only: not reproduced").sum() == 24
+    assert "97.60" in html_text
+
+
+def test_html_has_no_external_references(tree):
+    p = _Collect()
+    p.feed(tree["html"])
+    assert not {"script", "link", "iframe", "object", "embed"} & set(p.tags)
+    for tag, key, value in p.refs:
+        assert value.startswith("data:") if key != "href" else value.startswith("#"), (tag, key, value[:60])
+    assert not re.search(r"url\((?!data:)", tree["html"])
+    assert "@import" not in tree["html"]
+
+
+def test_changed_prediction_changes_table4_and_report(tree, tmp_path):
+    make_tables(tree["root"] / "predictions", tmp_path / "a")
+    pred = tmp_path / "predictions"
+    shutil.copytree(tree["root"] / "predictions", pred)
+    f = pred / "CELEB" / ARCH / "original" / "CELEB.parquet"
+    p = pd.read_parquet(f)
+    p["score"] = 1 - p["score"]  # the detector now gets its own test set wrong
+    p.to_parquet(f, index=False)
+    make_tables(pred, tmp_path / "b")
+    a, b = (pd.read_csv(tmp_path / x / "table4.csv").set_index("detector") for x in "ab")
+    assert not a.equals(b)
+    assert a.loc["MesoNet1", "original_accuracy"] > 90 > b.loc["MesoNet1", "original_accuracy"]
+    assert a.drop(index="MesoNet1")["original_accuracy"].equals(b.drop(index="MesoNet1")["original_accuracy"])
+
+    argv = list(tree["argv"])
+    argv[argv.index("--tables-dir") + 1] = str(tmp_path / "b")
+    for opt, name in (("--html", "b.html"), ("--md", "b.md")):
+        argv[argv.index(opt) + 1] = str(tmp_path / name)
+    i = argv.index("--setup-dir")
+    del argv[i:i + 2]
+    for name in ("findings_rq3.json", "findings_rq4.json"):
+        shutil.copy(tree["root"] / "tables" / name, tmp_path / "b" / name)
+    R.main(argv)
+    assert (tmp_path / "b.md").read_text() != tree["md"]
+
+
+def test_report_is_deterministic(tree):
+    """No timestamps: the Markdown twin diffs clean between two renderings of the same results."""
+    again = tree["root"] / "again"  # same depth as report/, so the relative figure links match
+    argv = list(tree["argv"])
+    argv[argv.index("--md") + 1] = str(again / "study.md")
+    argv[argv.index("--html") + 1] = str(again / "study.html")
+    R.main(argv)
+    assert (again / "study.md").read_text() == tree["md"]
+    assert (again / "study.html").read_text() == tree["html"]
+
+
+# ------------------------------------------------------------------------------------------ deviations
+
+
+def test_deviations_follow_the_config():
+    demo = R.deviations(demo_config())
+    scale = demo[demo.kind == "scale"].set_index("config")
+    cfg = demo_config()
+    assert scale.loc["splits.train", "here"] == f"{cfg['splits']['train']:,}"
+    assert scale.loc["splits.train", "study"] == "16,000"
+    assert scale.loc["preprocess.face_size", "here"] == str(cfg["preprocess"]["face_size"])
+    assert scale.loc["detectors.epochs.original", "ratio"] == pytest.approx(cfg["detectors"]["epochs"]["original"] / 100)
+    assert "data" in set(demo.kind)  # the synthetic corpus
+    cfg["splits"]["train"] = 1234
+    assert R.deviations(cfg).set_index("config").loc["splits.train", "here"] == "1,234"
+
+
+def test_paper_config_has_no_scale_deviations():
+    """config/paper.yaml is the study at paper scale: PAPER_SCALE must agree with it key by key."""
+    dev = R.deviations(paper_config())
+    assert dev[dev.kind == "scale"].empty, dev[dev.kind == "scale"].to_string()
+    assert "data" not in set(dev.kind)
+    assert {"validation set", "causal effect", "transfer strategy"} <= set(dev.aspect)
+
+
+def test_config_hash_is_canonical():
+    a = {"b": 1, "a": {"y": [1, 2], "x": None}}
+    b = {"a": {"x": None, "y": [1, 2]}, "b": 1}
+    assert R.config_hash(a) == R.config_hash(b) and len(R.config_hash(a)) == 64
+    assert R.config_hash(a) != R.config_hash({**a, "b": 2})
+
+
+# ------------------------------------------------------------------------------------------ browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def headless(url: str, *extra: str, timeout: int = 90) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *extra, url],
+            capture_output=True, text=True, timeout=timeout)
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Console messages and failed loads the page produced (Chromium's own startup noise is ignored)."""
+    return [line for line in stderr.splitlines()
+            if re.search(r":CONSOLE[:(]|Uncaught|Failed to load resource|net::ERR_", line)]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_console_errors_are_seen(tmp_path):
+    """The check itself: a page with a console error and an uncaught exception is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>console.error("boom"); undefined_fn();</script></body></html>')
+    errors = console_errors(headless(bad.as_uri(), "--dump-dom").stderr)
+    assert any("boom" in e for e in errors) and any("undefined_fn" in e for e in errors)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_opens_headless_without_console_errors(tree):
+    url = (tree["root"] / "report" / "study.html").as_uri()
+    res = headless(url, "--dump-dom")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Finding 4" in res.stdout and "Table VII" in res.stdout
+    assert not console_errors(res.stderr), console_errors(res.stderr)

@@ -1,0 +1,3 @@
+from dfstudy.cli import main
+
+main()
