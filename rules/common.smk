@@ -90,6 +90,8 @@ def training_options(wildcards):
         opts.append("--trainable-layers " + ",".join(det["transfer_layers"][wildcards.arch]))
     if det["weights"] and wildcards.arch in ("XceptionNet", "EfficientNet"):  # the backbones with published weights
         opts.append(f"--weights {det['weights']}")
+    if det["bn_momentum"] is not None:
+        opts.append(f"--bn-momentum {det['bn_momentum']}")
     if det["mixed_precision"]:
         opts.append("--mixed-precision")
     return " ".join(opts)

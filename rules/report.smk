@@ -62,18 +62,18 @@ rule render_report:
         "results/benchmarks/render_report.tsv"
     params:
         cfg=as_json(config),
-        tables_dir="results/tables",
         benchmarks="results/benchmarks",
-        setup_dir="results/report",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m dfstudy.report --config-json {params.cfg} --tables-dir {params.tables_dir}"
-        " --figures {input.figures} --manifests {input.manifests} --split-summary {input.summary}"
-        " --cards {input.cards} --benchmarks {params.benchmarks} --setup-dir {params.setup_dir}"
-        " --html {output.html} --md {output.md} > {log} 2>&1"
+        "python -m dfstudy.report --config-json {params.cfg} --tables {input.tables} {input.cv_ap}"
+        " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"
+        " --split-summary {input.summary} --cards {input.cards} --benchmarks {params.benchmarks}"
+        " --html {output.html} --md {output.md} --sources-csv {output.sources}"
+        " --datasets-csv {output.datasets} --detectors-csv {output.detectors}"
+        " --deviations-csv {output.deviations} > {log} 2>&1"
 
 
 # Tables, figures and the report only. With profiles/report (allowed-rules), Snakemake builds the DAG

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +23,8 @@ from dfstudy import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "reports" / "reference"
-TRAINSETS = {"CELEB": ["CELEB", "FS", "NT", "DF", "DFD", "CELEB-M"], "F2F": ["F2F", "FS", "NT", "DF", "DFD", "FS-I", "NT-I"]}
+TRAINSETS = {"CELEB": ["CELEB", "FS", "NT", "DF", "DFD", "CELEB-M"],
+             "F2F": ["F2F", "FS", "NT", "DF", "DFD", "FS-I", "NT-I"]}
 ARCH = "MesoNet"
 
 
@@ -75,6 +77,14 @@ def make_tables(pred: Path, out: Path):
             "--seed", "3", "--log-level", "WARNING"])
 
 
+def table_files(folder: Path) -> list[str]:
+    return [*(str(folder / f"{n}{s}.csv") for n in R.TABLES for s in ("", "_vs_published")), str(folder / "cv_ap.csv")]
+
+
+def findings_files(folder: Path) -> list[str]:
+    return [str(folder / f"findings{s}.json") for s in ("", "_rq3", "_rq4")]
+
+
 def write_png(path: Path, colour):
     from PIL import Image
 
@@ -97,7 +107,7 @@ def tree(tmp_path_factory):
     (res / "tables" / "findings_rq3.json").write_text(json.dumps(finding3(rq3)))
     (res / "tables" / "findings_rq4.json").write_text(json.dumps(dict(
         finding=4, claim="Some neurons are top contributors on all five datasets.", verdict="partly supported",
-        sentence="Finding 4 (some neurons are top contributors on all 5 datasets) is partly supported: RQ4-SENTENCE.")))
+        sentence="Finding 4 (some neurons are top ... datasets) is partly supported: RQ4-SENTENCE.")))
 
     figs = [res / "figures" / f for f in ("fig2_heatmaps_CELEB.png", "fig2_heatmaps_F2F.png", "fig3_ssim.png",
                                            f"fig5_{ARCH}.png")]
@@ -116,7 +126,8 @@ def tree(tmp_path_factory):
             cards.append(p)
 
     manifests = []
-    for source, methods in (("ffpp", ["youtube", "Face2Face", "FaceSwap"]), ("celebdf_v2", ["Celeb-real", "Celeb-synthesis"])):
+    sources = {"ffpp": ["youtube", "Face2Face", "FaceSwap"], "celebdf_v2": ["Celeb-real", "Celeb-synthesis"]}
+    for source, methods in sources.items():
         rows = []
         for m_i, method in enumerate(methods):
             for v in range(3):
@@ -138,11 +149,12 @@ def tree(tmp_path_factory):
     (bench / "x.tsv").write_text("s\th:m:s\tmax_rss\n16.95\t0:00:16\t1048.98\n")
 
     config = demo_config()
-    argv = ["--config-json", json.dumps(config), "--tables-dir", str(res / "tables"),
-            "--figures", *map(str, figs), "--manifests", *map(str, manifests), "--split-summary", str(summary),
-            "--cards", *map(str, cards), "--benchmarks", str(res / "benchmarks"), "--setup-dir", str(res / "report"),
-            "--html", str(res / "report" / "study.html"), "--md", str(res / "report" / "study.md"),
-            "--log-level", "WARNING"]
+    argv = ["--config-json", json.dumps(config), "--tables", *table_files(res / "tables"),
+            "--findings", *findings_files(res / "tables"), "--figures", *map(str, figs),
+            "--manifests", *map(str, manifests), "--split-summary", str(summary), "--cards", *map(str, cards),
+            "--benchmarks", str(res / "benchmarks"), "--html", str(res / "report" / "study.html"),
+            "--md", str(res / "report" / "study.md"), "--log-level", "WARNING",
+            *(x for name in R.SETUP_TABLES for x in (f"--{name}-csv", str(res / "report" / f"{name}.csv")))]
     R.main(argv)
     return dict(root=res, argv=argv, config=config, html=(res / "report" / "study.html").read_text(),
                 md=(res / "report" / "study.md").read_text())
@@ -249,12 +261,10 @@ def test_changed_prediction_changes_table4_and_report(tree, tmp_path):
     assert a.loc["MesoNet1", "original_accuracy"] > 90 > b.loc["MesoNet1", "original_accuracy"]
     assert a.drop(index="MesoNet1")["original_accuracy"].equals(b.drop(index="MesoNet1")["original_accuracy"])
 
-    argv = list(tree["argv"])
-    argv[argv.index("--tables-dir") + 1] = str(tmp_path / "b")
-    for opt, name in (("--html", "b.html"), ("--md", "b.md")):
+    argv = [a.replace(str(tree["root"] / "tables"), str(tmp_path / "b")) for a in tree["argv"]]
+    outputs = [("--html", "b.html"), ("--md", "b.md"), *((f"--{n}-csv", f"{n}.csv") for n in R.SETUP_TABLES)]
+    for opt, name in outputs:
         argv[argv.index(opt) + 1] = str(tmp_path / name)
-    i = argv.index("--setup-dir")
-    del argv[i:i + 2]
     for name in ("findings_rq3.json", "findings_rq4.json"):
         shutil.copy(tree["root"] / "tables" / name, tmp_path / "b" / name)
     R.main(argv)
@@ -267,6 +277,8 @@ def test_report_is_deterministic(tree):
     argv = list(tree["argv"])
     argv[argv.index("--md") + 1] = str(again / "study.md")
     argv[argv.index("--html") + 1] = str(again / "study.html")
+    for name in R.SETUP_TABLES:
+        argv[argv.index(f"--{name}-csv") + 1] = str(again / f"{name}.csv")
     R.main(argv)
     assert (again / "study.md").read_text() == tree["md"]
     assert (again / "study.html").read_text() == tree["html"]
@@ -282,8 +294,12 @@ def test_deviations_follow_the_config():
     assert scale.loc["splits.train", "here"] == f"{cfg['splits']['train']:,}"
     assert scale.loc["splits.train", "study"] == "16,000"
     assert scale.loc["preprocess.face_size", "here"] == str(cfg["preprocess"]["face_size"])
-    assert scale.loc["detectors.epochs.original", "ratio"] == pytest.approx(cfg["detectors"]["epochs"]["original"] / 100)
+    epochs = cfg["detectors"]["epochs"]["original"]
+    assert scale.loc["detectors.epochs.original", "ratio"] == pytest.approx(epochs / 100)
     assert "data" in set(demo.kind)  # the synthetic corpus
+    # the analyses cannot use more images than a test split holds: the effective number counts
+    assert scale.loc["gradcam.images", "here"] == str(min(cfg["gradcam"]["images"], cfg["splits"]["test"] // 2))
+    assert scale.loc["causal.samples", "here"] == str(min(cfg["causal"]["samples"], cfg["splits"]["test"]))
     cfg["splits"]["train"] = 1234
     assert R.deviations(cfg).set_index("config").loc["splits.train", "here"] == "1,234"
 
@@ -338,3 +354,78 @@ def test_report_opens_headless_without_console_errors(tree):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Finding 4" in res.stdout and "Table VII" in res.stdout
     assert not console_errors(res.stderr), console_errors(res.stderr)
+
+
+# ------------------------------------------------------------------------------------------ report_only
+
+UPSTREAM = {"train_detector", "predict_detector", "explain_detector", "rank_neurons", "pack_split",
+            "make_splits", "merge_faces", "align_faces", "index_videos", "synthesize_corpus"}
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    counts, on = {}, False
+    for line in out.splitlines():
+        if line.startswith("Job stats"):
+            on = True
+        elif on and line.startswith("total"):
+            break
+        elif on and re.fullmatch(r"\S+\s+\d+", line.strip()):
+            rule, n = line.split()
+            counts[rule] = int(n)
+    return counts
+
+
+def test_report_only_never_schedules_training(tmp_path):
+    """profiles/report: with models, predictions, heatmaps and rankings present (here: empty stand-ins)
+    and every table and figure missing, the DAG holds only the summary, plotting and report rules."""
+    from dfstudy.splits import evaluation_sets
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    archs = yaml.safe_load((ROOT / "tests" / "smoke.yaml").read_text())["detectors"]["architectures"]  # small DAG
+    datasets = cfg["datasets"]
+    unseen = [n for n, s in datasets.items() if s["role"] == "unseen"]
+    causal = [a for a in ("MesoNet", "MesoInception", "ShallowNet") if a in archs]
+    res = tmp_path / "results"
+    paths = [res / "splits" / "summary.csv", res / "splits" / "audit.csv"]
+    paths += [res / "faces" / s / "manifest.parquet" for s in cfg["sources"]]
+    paths += [res / "splits" / d / "test.npz" for d in datasets]
+    dirs = []
+    for t in ("CELEB", "F2F"):
+        for a in archs:
+            for s in T.STRATEGIES:
+                paths += [res / "models" / t / a / f"{s}.{x}" for x in ("keras", "json")]
+                dirs += [res / "predictions" / t / a / s, res / "gradcam" / t / a / s]
+                paths += [res / "predictions" / t / a / s / f"{d}.parquet" for d in evaluation_sets(datasets, t)]
+                paths += [res / "gradcam" / t / a / s / f"{d}.npz" for d in [t, *unseen]]
+                if a in causal:
+                    dirs.append(res / "causal" / t / a / s)
+                    paths += [res / "causal" / t / a / s / f"{d}.parquet" for d in [t, *unseen]]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+    # the splits look newer than the models: mtime alone would retrain and re-predict everything
+    for p in (res / "splits").rglob("*.npz"):
+        p.touch()
+    shutil.copytree(REF, tmp_path / "reports" / "reference")
+    smoke = tmp_path / "archs.yaml"
+    smoke.write_text(yaml.safe_dump({"detectors": {"architectures": archs}}))
+
+    def dry_run(*extra):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(ROOT / "config" / "config.yaml"), str(smoke), "-n", "report_only", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+    res_profile = dry_run("--workflow-profile", str(ROOT / "profiles" / "report"))
+    assert res_profile.returncode == 0, res_profile.stdout[-3000:] + res_profile.stderr[-3000:]
+    jobs = _job_counts(res_profile.stdout + res_profile.stderr)
+    assert {"make_tables", "plot_ssim", "plot_heatmaps", "plot_neurons", "render_report"} <= set(jobs)
+    assert not UPSTREAM & set(jobs), jobs
+
+    plain = _job_counts((lambda r: r.stdout + r.stderr)(dry_run("--cores", "1")))
+    assert "train_detector" in plain  # what the profile protects against
+
+    shutil.rmtree(res / "predictions" / "F2F" / archs[0] / "merge")
+    missing = dry_run("--workflow-profile", str(ROOT / "profiles" / "report"))
+    assert missing.returncode != 0 and "MissingInputException" in missing.stdout + missing.stderr

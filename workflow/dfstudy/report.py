@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 TABLES = ("table4", "table5", "table6", "table7")
+SPLIT_PARTS = ("train", "val", "test", "finetune")
 SETUP_TABLES = ("sources", "datasets", "detectors", "deviations")  # also written as CSV for Snakemake's report
 MAX_WIDTH = 1800  # px; figures are drawn at 300 dpi, more than a screen needs
 
@@ -65,8 +66,9 @@ MAX_WIDTH = 1800  # px; figures are drawn at 300 dpi, more than a screen needs
 # --------------------------------------------------------------------------------------------------
 
 # The study's numbers (shared/STUDY.md, "Samples", "The 30 detectors", "Analyses"), each with the config
-# key that sets it here. A run deviates where the resolved config differs; tests check that
-# config/paper.yaml (merged over config.yaml) reproduces every one of them.
+# key that sets it here and, where the effective value is not the key's alone, how to compute it (the
+# analyses cannot use more images than a test split holds). A run deviates where the value differs;
+# tests check that config/paper.yaml (merged over config.yaml) reproduces every one of them.
 PAPER_SCALE = (
     ("preprocess.frames_per_video", 10, "frames per video"),
     ("preprocess.face_size", 256, "face crop and detector input size (px)"),
@@ -86,9 +88,11 @@ PAPER_SCALE = (
                                  "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates"),
     ("detectors.batch_size", 64, "batch size (not stated in the study; its code used 64)"),
     ("evaluation.degradation_threshold", 30, "RQ2 degradation threshold (points)"),
-    ("gradcam.images", 1000, "RQ3: fake images per test set for the heatmap SSIM"),
+    ("gradcam.images", 1000, "RQ3: fake images per test set for the heatmap SSIM (at most the test "
+     "set's fakes)", lambda c: min(c["gradcam"]["images"], c["splits"]["test"] // 2)),
     ("causal.architectures", ["MesoNet", "MesoInception", "ShallowNet"], "RQ4: architectures analysed"),
-    ("causal.samples", 1920, "RQ4: images per dataset for the causal effects"),
+    ("causal.samples", 1920, "RQ4: images per dataset for the causal effects (at most the test set)",
+     lambda c: min(c["causal"]["samples"], c["splits"]["test"])),
     ("causal.grid", 4, "RQ4: intervention values per neuron"),
 )
 
@@ -175,8 +179,11 @@ def deviations(config: dict) -> pd.DataFrame:
         from the study; decisions appear where they apply to this run.
     """
     rows = []
-    for key, study, what in PAPER_SCALE:
-        here = _get(config, key)
+    for key, study, what, *effective in PAPER_SCALE:
+        try:
+            here = effective[0](config) if effective else _get(config, key)
+        except (KeyError, TypeError):  # a partial config: judge the key alone
+            here = _get(config, key)
         if here is None or _same(here, study):
             continue
         ratio = here / study if isinstance(here, (int, float)) and isinstance(study, (int, float)) else np.nan
@@ -245,10 +252,11 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
     -------
     DataFrame
         ``dataset, role, source, method, real_videos, fake_videos, face_images, skipped_videos`` and, per
-        split part present, ``{part}`` as "actual / requested images (videos)".
+        split part present, ``{part}`` as "images (videos)", or "actual of requested images (videos)"
+        where the pool was too small for the configured size.
     """
     rows = []
-    parts = [p for p in ("train", "val", "test", "finetune") if p in set(splits.get("part", []))]
+    parts = [p for p in SPLIT_PARTS if p in set(splits.get("part", []))]
     for name, spec in datasets.items():
         row = dict(dataset=name, role=spec["role"], source=spec["source"], method=spec["method"])
         m = manifests.get(spec["source"])
@@ -264,7 +272,8 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
             if len(s):
                 r = s.iloc[0]
                 vids = f" ({int(r['videos'])} videos)" if pd.notna(r.get("videos")) else ""
-                row[p] = f"{int(r['actual'])} / {int(r['requested'])}{vids}"
+                got, asked = int(r["actual"]), int(r["requested"])
+                row[p] = (f"{got}" if got == asked else f"{got} of {asked}") + vids
         rows.append(row)
     cols = ["dataset", "role", "source", "method", "real_videos", "fake_videos", "face_images",
             "skipped_videos", *parts]
@@ -409,6 +418,10 @@ PAPER = " | paper"
 OUTSIDE = " | outside"
 
 
+def _label(column: str) -> str:
+    return SHORT.get(column, column).replace("_", " ")
+
+
 def _truthy(s: pd.Series) -> pd.Series:
     return s.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
 
@@ -522,7 +535,7 @@ FIGURE_PATTERNS = (
 
 
 def figure_entries(paths: list[str | Path]) -> list[dict]:
-    """Figures recognised by file name, in report order (Figure 2 per trainset, 3, 5 per architecture)."""
+    """Figures recognised by file name, by figure number; within a number, in the order given."""
     out = []
     for p in paths:
         for pattern, number, title, rq, caption in FIGURE_PATTERNS:
@@ -534,7 +547,7 @@ def figure_entries(paths: list[str | Path]) -> list[dict]:
                 break
         else:
             log.warning("not a study figure, left out: %s", p)
-    return sorted(out, key=lambda f: (f["number"], f["label"]))
+    return sorted(out, key=lambda f: f["number"])
 
 
 def _png_data_uri(path: str | Path, max_width: int = MAX_WIDTH) -> str:
@@ -639,13 +652,14 @@ td.pub,th.pub{color:#6b7280;background:#fafafa;border-right:1px solid #e5e7eb}
 td.out{color:#b45309;font-weight:600}tr:hover td{background:#f0f7ff}
 table.kv td:first-child{text-align:left;color:#444;font-weight:600;padding-right:16px}table.kv td{text-align:left;
  white-space:normal}
-td.wrap{white-space:normal;text-align:left;min-width:14em;max-width:34em}
+td.wrap{white-space:normal;text-align:left;min-width:12em;max-width:30em;vertical-align:top}
 .finding{border-left:5px solid #999;background:#fafafa;padding:8px 14px;margin:10px 0;border-radius:0 6px 6px 0}
 .finding.ok{border-color:#009E73}.finding.no{border-color:#D55E00}.finding.part{border-color:#E69F00}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:700;color:#fff;
  background:#777;margin-left:6px}.badge.ok{background:#007a5a}.badge.no{background:#b84a00}
 .badge.part{background:#9a6a00}.claim{color:#444;font-style:italic}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #e5e7eb}
+figure.f2 img{width:760px}figure.f3 img{width:1000px}figure.f5 img{width:900px}
 figcaption{color:#333;font-size:13.5px;margin-top:4px;max-width:900px}
 ul.meta{margin:.3em 0 1em;padding-left:1.2em;color:#333;font-size:13.5px}
 .warn{background:#fff7e6;border:1px solid #f0c36d;padding:8px 12px;border-radius:6px}
@@ -659,7 +673,7 @@ def _e(x) -> str:
 def _html_df(df: pd.DataFrame, text_cols=(), wrap_cols=()) -> str:
     if df is None or df.empty:
         return "<p><em>(no rows)</em></p>"
-    head = "".join(f'<th class="{"t" if c in text_cols or c in wrap_cols else ""}">{_e(SHORT.get(c, c).replace("_", " "))}</th>'
+    head = "".join(f'<th class="{"t" if c in text_cols or c in wrap_cols else ""}">{_e(_label(c))}</th>'
                    for c in df.columns)
     body = []
     for _, r in df.iterrows():
@@ -676,7 +690,7 @@ def _html_side_by_side(sbs: pd.DataFrame) -> str:
     text = {"detector", "architecture", "train_set", "strategy"}
     top, bottom = [], []
     for c in cols:
-        name = _e(SHORT.get(c, c).replace("_", " "))
+        name = _e(_label(c))
         if c + PAPER in sbs:
             top.append(f'<th colspan="2">{name}</th>')
             bottom.append('<th>ours</th><th class="pub">paper</th>')
@@ -690,7 +704,8 @@ def _html_side_by_side(sbs: pd.DataFrame) -> str:
             if c + PAPER in sbs:
                 out = bool(r[c + OUTSIDE])
                 mark = ' title="published value outside our 95 % video-bootstrap interval"' if out else ""
-                cells.append(f'<td class="{"out" if out else ""}"{mark}>{_e(_fmt(r[c], c))}{"†" if out else ""}</td>')
+                value = _e(_fmt(r[c], c)) + ("†" if out else "")
+                cells.append(f'<td class="{"out" if out else ""}"{mark}>{value}</td>')
                 cells.append(f'<td class="pub">{_e(_fmt(r[c + PAPER], c))}</td>')
             else:
                 cells.append(f'<td class="{"t" if c in text else ""}">{_e(_fmt(r[c], c))}</td>')
@@ -713,8 +728,9 @@ def _summary_lines(name: str, d: ReportData) -> list[str]:
     sp = d.findings.get("table5_spearman")
     if name == "table5" and sp:
         rho = sp.get("rho")
+        note = f" — {sp['note']}" if sp.get("note") else ""
         lines.append(f"Spearman correlation of published and reproduced degradations: rho = "
-                     f"{_fmt(rho) if rho is not None else 'n/a'} (n = {sp.get('n')}){' — ' + sp['note'] if sp.get('note') else ''}")
+                     f"{_fmt(rho) if rho is not None else 'n/a'} (n = {sp.get('n')}){note}")
     if name in ("table6", "table7"):
         lines.append(f"rows: detectors whose degradation exceeds "
                      f"{_show(d.config.get('evaluation', {}).get('degradation_threshold', 30))} points, ranked by "
@@ -728,7 +744,7 @@ def _setup_kv(d: ReportData) -> list[tuple[str, str]]:
     gpus = hw.get("gpus") or []
     cards_backend = sorted(set(d.detectors["backend"].dropna())) if "backend" in d.detectors else []
     cards_keras = sorted(set(d.detectors["keras"].dropna())) if "keras" in d.detectors else []
-    total = d.detectors["training_time_s"].sum() if "training_time_s" in d.detectors and len(d.detectors) else np.nan
+    total = d.detectors["training_time_s"].sum() if len(d.detectors) else np.nan
     sw = env.get("software", {})
     return [
         ("config hash", f"sha256 {config_hash(d.config)}"),
@@ -758,9 +774,10 @@ def _render_html(d: ReportData) -> str:
         "<title>dfstudy — how generalisable are deepfake detectors? Study report</title>"
         f"<style>{CSS}</style></head><body><main>")
     add("<h1>How generalisable are deepfake detectors? — reproduction report</h1>")
+    synthetic = bool(d.config.get("corpus", {}).get("synthesize"))
     add(f'<p class="sub">dfstudy · config <code>{_e(config_hash(d.config)[:16])}</code> · '
-        f"{len(d.detectors)} detectors · {'synthetic demo corpus' if d.config.get('corpus', {}).get('synthesize') else 'real datasets'}</p>")
-    if d.config.get("corpus", {}).get("synthesize"):
+        f"{len(d.detectors)} detectors · {'synthetic demo corpus' if synthetic else 'real datasets'}</p>")
+    if synthetic:
         add('<p class="warn">This run uses the embedded <b>synthetic</b> corpus at demo scale (see '
             '<a href="#deviations">Deviations</a>). It exercises every stage of the study; its numbers are '
             "not comparable with the published ones.</p>")
@@ -787,14 +804,15 @@ def _render_html(d: ReportData) -> str:
         "A video without any detectable face is skipped and recorded with its reason.</p>")
     add(_html_df(d.sources, text_cols={"source"}, wrap_cols={"skip_reasons"}))
     add("<h3>Datasets and splits</h3>")
-    add("<p>Real videos of the dataset's source plus the fakes of its method. Split cells: images "
-        "actual / requested (videos); all parts balanced real/fake, video-disjoint and identity-disjoint "
-        "where identities are known.</p>")
-    add(_html_df(d.datasets, text_cols={"dataset", "role", "source", "method", "train", "val", "test", "finetune"}))
+    add("<p>Real videos of the dataset's source plus the fakes of its method. Split cells: images (videos); "
+        "“<i>a</i> of <i>b</i>” where the pool held fewer than the <i>b</i> images configured. All parts are "
+        "balanced real/fake, video-disjoint, and identity-disjoint where identities are known.</p>")
+    add(_html_df(d.datasets, text_cols={"dataset", "role", "source", "method", *SPLIT_PARTS}))
     if d.split_notes:
         add('<ul class="meta">' + "".join(f"<li>{_e(n)}</li>" for n in d.split_notes) + "</ul>")
     add("<h3>Detectors</h3>")
-    add(_html_df(d.detectors, text_cols={"detector", "architecture", "trainset", "strategy", "backend", "keras"}))
+    add(_html_df(d.detectors.drop(columns=["backend", "keras"], errors="ignore"),
+                 text_cols={"detector", "architecture", "trainset", "strategy"}))
     if len(d.benchmarks):
         add("<h3>Compute per stage (Snakemake benchmarks)</h3>")
         add(_html_df(d.benchmarks, text_cols={"rule"}))
@@ -820,14 +838,14 @@ def _render_html(d: ReportData) -> str:
         if not figs:
             add("<p><em>no figures</em></p>")
         for f in figs:
-            add(f'<figure><img src="{f["data_uri"]}" alt="{_e(f["title"])}">'
+            add(f'<figure class="f{f["number"]}"><img src="{f["data_uri"]}" alt="{_e(f["title"])}">'
                 f"<figcaption><b>{_e(f['title'])}.</b> {_e(f['caption'])}</figcaption></figure>")
 
     add('<h2 id="deviations">Deviations from the study\'s protocol</h2>')
     add("<p>Computed from the resolved configuration: <b>data</b> and <b>scale</b> rows appear where this run "
         "differs from the study; <b>decision</b> rows say what we chose where the study is silent.</p>")
     add(_html_df(dev.assign(ratio=dev["ratio"].map(lambda r: f"{100 * r:.3g} %" if pd.notna(r) else "—")),
-                 text_cols={"kind", "aspect", "config", "ratio"}, wrap_cols={"study", "here"}))
+                 text_cols={"kind", "config", "ratio"}, wrap_cols={"aspect", "study", "here"}))
 
     add('<h2 id="reproduce">Reproduce</h2>')
     add("<p>Whole study: <code>snakemake --cores all</code>. Tables, figures and this report from existing "
@@ -856,16 +874,16 @@ def _md_table(cols: dict[str, list[str]]) -> str:
 def _md_df(df: pd.DataFrame) -> str:
     if df is None or df.empty:
         return "_(no rows)_"
-    return _md_table({SHORT.get(c, c).replace("_", " "): [_fmt(v, c) for v in df[c]] for c in df.columns})
+    return _md_table({_label(c): [_fmt(v, c) for v in df[c]] for c in df.columns})
 
 
 def _md_side_by_side(sbs: pd.DataFrame) -> str:
     cols = {}
     for c in _columns(sbs):
-        cols[SHORT.get(c, c).replace("_", " ")] = [_fmt(v, c) + ("†" if c + OUTSIDE in sbs and o else "")
-                                                    for v, o in zip(sbs[c], sbs.get(c + OUTSIDE, [False] * len(sbs)))]
+        outside = sbs[c + OUTSIDE] if c + OUTSIDE in sbs else [False] * len(sbs)
+        cols[_label(c)] = [_fmt(v, c) + ("†" if o else "") for v, o in zip(sbs[c], outside)]
         if c + PAPER in sbs:
-            cols[SHORT.get(c, c).replace("_", " ") + " (paper)"] = [_fmt(v, c) for v in sbs[c + PAPER]]
+            cols[_label(c) + " (paper)"] = [_fmt(v, c) for v in sbs[c + PAPER]]
     return _md_table(cols)
 
 
@@ -886,7 +904,7 @@ def _render_md(d: ReportData) -> str:
     out += ["## Setup", "", "\n".join(f"- **{k}**: {v}" for k, v in _setup_kv(d)), "",
             "### Sources", "", _md_df(d.sources), "", "### Datasets and splits", "", _md_df(d.datasets), ""]
     out += [f"- {n}" for n in d.split_notes] + ([""] if d.split_notes else [])
-    out += ["### Detectors", "", _md_df(d.detectors), ""]
+    out += ["### Detectors", "", _md_df(d.detectors.drop(columns=["backend", "keras"], errors="ignore")), ""]
     if len(d.benchmarks):
         out += ["### Compute per stage", "", _md_df(d.benchmarks), ""]
     for rq, names in (("RQ1", ("table4", "table5")), ("RQ2", ("table6", "table7"))):

@@ -593,14 +593,14 @@ def _render_frames(job: dict, seed: int, w: int, h: int, n: int, fps: float) -> 
     if job["kind"] == "faceless":
         return [np.clip(_camera(video["bg"].copy(), video, t, h), 0, 255).astype(np.uint8)
                 for t in range(n)]
-    target = _Face(_make_identity(seed, job["target"]), video, s)
+    target = _Face(_make_identity(seed, job["tgt_id"]), video, s)
     expr_t = _make_expression(seed, job["video"], n, fps)
     method = None
     if job.get("method_key"):
         cls = _METHODS[job["method_key"]]
         method = cls(_rng(seed, "method", job["relpath"]), s)
         expr_f = _make_expression(seed, job["expr"], n, fps) if cls.source_expression else expr_t
-        face_f = _Face(_make_identity(seed, job["source"]), video, s) if cls.swap else target
+        face_f = _Face(_make_identity(seed, job["src_id"]), video, s) if cls.swap else target
     for t in range(n):
         m = _affine(video, t, s)
         real = _camera(_composite(video["bg"], target.layer(expr_t, t), target.alpha, m), video, t, h)
@@ -705,7 +705,7 @@ def _merge_spec(spec: dict | None) -> dict:
     return out
 
 
-def _row(relpath, source, method, label, identities, split, defect="", /, **job):
+def _row(relpath, source, method, label, identities, split, defect="", **job):
     job.update(relpath=relpath, source=source, method=method, label=int(label),
                identities="|".join(identities), split=split, defect=defect)
     return job
@@ -726,13 +726,13 @@ def _ffpp_jobs(cfg: dict, seed: int) -> tuple[list[dict], dict]:
         for a, b in plist:
             for v in (a, b):
                 jobs.append(_row(orig(v), "ffpp", "youtube", 0, [f"ffpp:{v}"], name,
-                                 kind="real", video=orig(v), target=f"ffpp:{v}"))
+                                 kind="real", video=orig(v), tgt_id=f"ffpp:{v}"))
             for t, s_ in ((a, b), (b, a)):
                 for meth in FFPP_METHODS:
                     rel = f"{FFPP_ROOT}/manipulated_sequences/{meth}/c23/videos/{t}_{s_}.mp4"
                     jobs.append(_row(rel, "ffpp", meth, 1, [f"ffpp:{t}", f"ffpp:{s_}"], name,
-                                     kind="fake", video=orig(t), target=f"ffpp:{t}",
-                                     source=f"ffpp:{s_}", expr=orig(s_), method_key=meth))
+                                     kind="fake", video=orig(t), tgt_id=f"ffpp:{t}",
+                                     src_id=f"ffpp:{s_}", expr=orig(s_), method_key=meth))
     return jobs, splits
 
 
@@ -745,7 +745,7 @@ def _dfd_jobs(cfg: dict, seed: int) -> list[dict]:
             rel = f"{DFD_ORIG}/{aa}__{sc}.mp4"
             reals.append((aa, sc, rel))
             jobs.append(_row(rel, "dfd", "actors", 0, [f"dfd:{aa}"], "", kind="real", video=rel,
-                             target=f"dfd:{aa}", scene=sc))
+                             tgt_id=f"dfd:{aa}", scene=sc))
     n_fakes = int(cfg["fakes"]) if len(actors) > 1 else 0
     r = _rng(seed, "dfd", "fakes")
     order = [reals[i] for i in r.permutation(len(reals))] if reals else []
@@ -761,7 +761,7 @@ def _dfd_jobs(cfg: dict, seed: int) -> list[dict]:
                 break
         names.add(rel)
         jobs.append(_row(rel, "dfd", "DeepFakeDetection", 1, [f"dfd:{aa}", f"dfd:{bb}"], "",
-                         kind="fake", video=rel_t, target=f"dfd:{aa}", source=f"dfd:{bb}",
+                         kind="fake", video=rel_t, tgt_id=f"dfd:{aa}", src_id=f"dfd:{bb}",
                          expr=rel_t, scene=sc, method_key="DeepFakeDetection"))
     return jobs
 
@@ -783,7 +783,7 @@ def _celeb_jobs(cfg: dict, seed: int, which: str) -> tuple[list[dict], list[str]
             for k in range(vpi):
                 jobs.append(_row(real_rel(i, k), which, "Celeb-real", 0, [f"{ns}:id{i}"],
                                  "test" if gi == 0 else "", kind="real", video=real_rel(i, k),
-                                 target=f"{ns}:id{i}"))
+                                 tgt_id=f"{ns}:id{i}"))
     # fakes: shared between the two identity groups in proportion to their size, within capacity
     n_fakes = int(cfg["fakes"])
     cap = [len(g) * (len(g) - 1) * vpi for g in groups]
@@ -809,7 +809,7 @@ def _celeb_jobs(cfg: dict, seed: int, which: str) -> tuple[list[dict], list[str]
             rel = f"{root}/Celeb-synthesis/id{i}_id{src}_{k:04d}.mp4"
             jobs.append(_row(rel, which, "Celeb-synthesis", 1, [f"{ns}:id{i}", f"{ns}:id{src}"],
                              "test" if gi == 0 else "", kind="fake", video=real_rel(i, k),
-                             target=f"{ns}:id{i}", source=f"{ns}:id{src}", expr=real_rel(i, k),
+                             tgt_id=f"{ns}:id{i}", src_id=f"{ns}:id{src}", expr=real_rel(i, k),
                              method_key=method_key))
     n_yt = int(cfg["youtube_real"])
     n_yt_test = cfg.get("youtube_test")
@@ -819,14 +819,14 @@ def _celeb_jobs(cfg: dict, seed: int, which: str) -> tuple[list[dict], list[str]
         rel = f"{root}/YouTube-real/{k:05d}.mp4"
         jobs.append(_row(rel, which, "YouTube-real", 0, [f"{ns}:yt{k:05d}"],
                          "test" if k in yt_test else "", kind="real", video=rel,
-                         target=f"{ns}:yt{k:05d}"))
+                         tgt_id=f"{ns}:yt{k:05d}"))
     if cfg.get("broken"):
         for j, defect in enumerate(("truncated", "empty", "faceless")):
             k = n_yt + j
             rel = f"{root}/YouTube-real/{k:05d}.mp4"
             ids = [f"{ns}:yt{k:05d}"] if defect == "truncated" else []
             jobs.append(_row(rel, which, "YouTube-real", 0, ids, "", defect, kind=defect,
-                             video=rel, target=f"{ns}:yt{k:05d}"))
+                             video=rel, tgt_id=f"{ns}:yt{k:05d}"))
     for jb in jobs:
         if jb["split"] == "test":
             test_list.append(f"{1 - jb['label']} {jb['relpath'][len(root) + 1:]}")
