@@ -87,6 +87,7 @@ PAPER_SCALE = (
     ("detectors.learning_rate", {"MesoNet": 0.001, "MesoInception": 0.001, "ShallowNet": 0.00005,
                                  "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates"),
     ("detectors.batch_size", 64, "batch size (not stated in the study; its code used 64)"),
+    ("detectors.bn_momentum", None, "BatchNormalization momentum (null: Keras' 0.99, as the study's code)"),
     ("evaluation.degradation_threshold", 30, "RQ2 degradation threshold (points)"),
     ("gradcam.images", 1000, "RQ3: fake images per test set for the heatmap SSIM (at most the test "
      "set's fakes)", lambda c: min(c["gradcam"]["images"], c["splits"]["test"] // 2)),
