@@ -20,6 +20,8 @@ rule rank_neurons:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal --model {input.model} --layer {params.layer} {params.pairs}"
         " --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
@@ -41,6 +43,8 @@ rule overlap_neurons:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal summarize --effects {params.effects} --out {output} > {log} 2>&1"
 
@@ -71,6 +75,8 @@ rule summarize_neurons:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal summarize --overlaps {input} --table {output.table}"
         " --findings {output.findings} > {log} 2>&1"
@@ -96,5 +102,7 @@ rule plot_neurons:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.figures_rq4 --table {input} --arch {wildcards.arch} --out {output.png} > {log} 2>&1"

@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 import shlex
 
 from snakemake.utils import validate
@@ -36,7 +37,7 @@ def as_json(obj):
 
 def corpus_flag(wildcards):
     """Indexing a synthetic source waits for the corpus to be rendered."""
-    return "results/corpus/corpus.csv" if config["corpus"]["synthesize"] else []
+    return f"{config['corpus']['root']}/corpus.csv" if config["corpus"]["synthesize"] else []
 
 
 def face_manifests(wildcards=None):

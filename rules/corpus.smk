@@ -1,6 +1,6 @@
 rule synthesize_corpus:
     output:
-        index="results/corpus/corpus.csv",
+        index=f"{config['corpus']['root']}/corpus.csv",
     log:
         "results/logs/synthesize_corpus.log",
     benchmark:
@@ -8,11 +8,13 @@ rule synthesize_corpus:
     params:
         spec=as_json({k: v for k, v in config["corpus"].items() if k not in ("synthesize", "root")}),
         seed=config["seed"],
-        root=config["corpus"]["root"],
+        root=lambda wildcards, output: Path(output.index).parent,
     threads: workflow.cores
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.synth --out {params.root} --spec-json {params.spec}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -16,6 +16,8 @@ rule predict_detector:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.evaluate --model {input.model} {params.pairs}"
         " --batch-size {params.batch} --threads {threads} > {log} 2>&1"
@@ -110,6 +112,8 @@ rule make_tables:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/report.yaml"
     shell:
         "python -m dfstudy.tables --predictions results/predictions --reference {input.reference}"
         " --out-dir results/tables --threshold {params.threshold} --n-boot {params.n_boot}"

@@ -18,6 +18,8 @@ rule explain_detector:
         mem_mb=8000,
         runtime=60,
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.gradcam --model {input.model} {params.pairs} --n-images {params.n}"
         " --seed {params.seed} --batch-size {params.batch} --threads {threads} > {log} 2>&1"
@@ -38,6 +40,8 @@ rule compare_heatmaps:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.similarity --group {wildcards.trainset}/{wildcards.arch}"
         " --dataset {wildcards.dataset} --heatmaps {params.files} --out {output} > {log} 2>&1"
@@ -69,6 +73,8 @@ rule summarize_ssim:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.similarity summarize --inputs {input} --table {output.table}"
         " --findings {output.findings} > {log} 2>&1"
@@ -94,6 +100,8 @@ rule plot_ssim:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.figures_rq3 fig3 --table {input} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
@@ -122,6 +130,8 @@ rule plot_heatmaps:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.figures_rq3 fig2 --heatmaps {params.files} --splits {input.splits}"
         " --seed {params.seed} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -13,6 +13,8 @@ rule index_videos:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.datasets --source {wildcards.source} --spec-json {params.spec}"
         " --out {output} > {log} 2>&1"
@@ -39,6 +41,8 @@ rule align_faces:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.faces --videos {input} --shard {wildcards.shard} --shards {params.shards}"
         " --out-dir {output.crops} --manifest {output.manifest} --frames {params.frames}"
@@ -62,6 +66,8 @@ rule merge_faces:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.faces merge --shards {input} --out {output.manifest}"
         " --skipped {output.skipped} --max-failed-share {params.max_failed} > {log} 2>&1"

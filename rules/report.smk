@@ -67,6 +67,8 @@ rule render_report:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/report.yaml"
     shell:
         "python -m dfstudy.report --config-json {params.cfg} --tables {input.tables} {input.cv_ap}"
         " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"

@@ -15,6 +15,8 @@ rule make_splits:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.splits make --manifests {params.manifests} --config-json {params.cfg}"
         " --out-dir results/splits > {log} 2>&1"
@@ -33,6 +35,8 @@ rule pack_split:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.splits pack --part {input} --out {output} > {log} 2>&1"
 
@@ -52,6 +56,8 @@ rule audit_leakage:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.splits audit --splits-dir results/splits --config-json {params.cfg}"
         " --out {output} > {log} 2>&1"

@@ -17,6 +17,8 @@ rule train_detector:
         mem_mb=12000,
         runtime=720,
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
         " --strategy {wildcards.strategy} --train {input.train} --val {input.val}"
