@@ -71,3 +71,25 @@ def test_folder_adapter_and_missing_root(tmp_path):
     assert sorted(folder(tmp_path / "mine")["label"]) == [0, 1]
     with pytest.raises(LayoutError, match=r"sources\.mine\.root"):
         index_videos("mine", {"adapter": "folder", "root": str(tmp_path / "absent")})
+
+
+def test_partial_download_fails_with_counts_unless_allowed(ffpp_root):
+    (ffpp_root / "manipulated_sequences/FaceSwap/c23/videos/000_001.mp4").unlink()
+    with pytest.raises(LayoutError, match=r"FaceSwap.*1 of 6 expected videos are absent.*allow_partial"):
+        faceforensics(ffpp_root)
+    table = faceforensics(ffpp_root, allow_partial=True)
+    assert len(table[table.method == "FaceSwap"]) == 5
+
+
+def test_split_file_naming_absent_originals_fails(ffpp_root):
+    (ffpp_root / "original_sequences/youtube/c23/videos/004.mp4").unlink()
+    with pytest.raises(LayoutError, match="youtube.*1 of 6"):
+        faceforensics(ffpp_root)
+
+
+def test_masks_are_found_without_compression_level(ffpp_root):
+    touch(ffpp_root / "manipulated_sequences/Face2Face/masks/videos/000_001.mp4")
+    table = faceforensics(ffpp_root).set_index("video_id")
+    assert table.loc["ffpp:Face2Face/000_001", "mask_path"].endswith("Face2Face/masks/videos/000_001.mp4")
+    assert table.loc["ffpp:Face2Face/001_000", "mask_path"] == ""
+    assert table.loc["ffpp:youtube/000", "mask_path"] == ""

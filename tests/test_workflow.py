@@ -85,3 +85,51 @@ def test_report_only_rebuilds_without_training_or_inference(study):
     run = snakemake(study, "report_only", "--workflow-profile", str(ROOT / "profiles/report"))
     assert run.returncode == 0, run.stderr[-4000:]
     assert (study / "results/tables/table5.csv").is_file() and (study / "results/report/study.html").is_file()
+
+
+def parts(study):
+    return {(p.parent.name, p.stem): pd.read_csv(p, keep_default_na=False)
+            for p in (study / "results/splits").glob("*/*.csv") if p.stem in ("train", "val", "test", "finetune")}
+
+
+def test_official_test_videos_only_reach_test_sets(study):
+    corpus = study / "results/corpus"
+    test_ids = {f"ffpp:{i}" for pair in json.loads((corpus / "FaceForensics++/splits/test.json").read_text()) for i in pair}
+    listed = {"celebdf_v2:" + line.split()[1].rsplit(".", 1)[0] for line in
+              (corpus / "Celeb-DF-v2/List_of_testing_videos.txt").read_text().splitlines() if line.strip()}
+    for (dataset, part), table in parts(study).items():
+        if part == "test":
+            continue
+        ids = set().union(*(set(s.split("|")) for s in table["identities"]))
+        assert not ids & test_ids, (dataset, part)
+        assert not set(table["video_id"]) & listed, (dataset, part)
+
+
+def test_same_identity_sets_are_training_identities_never_training_images(study):
+    p = parts(study)
+    train_ids = set().union(*(set(s.split("|")) for s in p[("F2F", "train")]["identities"]))
+    used = set(pd.concat([p[("F2F", k)] for k in ("train", "val", "finetune")])["image_id"])
+    for name in ("FS-I", "NT-I"):
+        test = p[(name, "test")]
+        ids = set().union(*(set(s.split("|")) for s in test["identities"]))
+        assert ids <= train_ids, name
+        assert not set(test["image_id"]) & used, name
+
+
+def test_paper_config_on_mirror_trees_lists_the_whole_study(study, tmp_path):
+    corpus = study / "results/corpus"
+    roots = {"ffpp": corpus / "FaceForensics++", "dfd": corpus / "FaceForensics++",
+             "celebdf_v2": corpus / "Celeb-DF-v2", "celebdf_v1": corpus / "Celeb-DF"}
+    paper = (ROOT / "config/paper.yaml").read_text()
+    for name, root in roots.items():
+        paper = paper.replace({"ffpp": "/data/FaceForensics++", "dfd": "/data/FaceForensics++",
+                               "celebdf_v2": "/data/Celeb-DF-v2", "celebdf_v1": "/data/Celeb-DF"}[name], str(root))
+    (tmp_path / "paper.yaml").write_text(paper)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(ROOT / "config/config.yaml"), str(tmp_path / "paper.yaml"), "-n", "--cores", "2"]
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    dry = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    for rule, count in (("align_faces", 4 * 64), ("train_detector", 30), ("predict_detector", 30),
+                        ("explain_detector", 30), ("rank_neurons", 18), ("render_report", 1)):
+        assert any(line.split() == [rule, str(count)] for line in dry.stdout.splitlines()), (rule, dry.stdout[-3000:])

@@ -18,18 +18,37 @@ Each adapter reads one published directory layout and returns the video index of
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["source", "video_id", "path", "label", "method", "identities", "official_split"]
+COLUMNS = ["source", "video_id", "path", "label", "method", "identities", "official_split", "mask_path"]
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+log = logging.getLogger(__name__)
 
 
 class LayoutError(ValueError):
     """A dataset root does not look like the layout its adapter expects."""
+
+
+def _check_complete(expected: set, found: set, what: str, allow_partial: bool) -> None:
+    """A partial download fails, with counts, unless the source's config allows it."""
+    missing = sorted(expected - found)
+    if not missing:
+        return
+    message = f"{what}: {len(missing)} of {len(expected)} expected videos are absent, e.g. {missing[0]}"
+    if not allow_partial:
+        raise LayoutError(message + " (set allow_partial: true for this source to run on what is there)")
+    log.warning("%s; running on the %d present (allow_partial)", message, len(expected) - len(missing))
+
+
+def _mask(root: Path, method: str, stem: str) -> str:
+    """FF++ and DFD ship manipulation masks for fakes, without a compression level in the path."""
+    path = root / "manipulated_sequences" / method / "masks" / "videos" / f"{stem}.mp4"
+    return str(path) if path.is_file() else ""
 
 
 def _videos(folder: Path) -> list[Path]:
@@ -42,7 +61,8 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def faceforensics(root, source="ffpp", compression="c23", splits=None, namespace="ffpp", methods=FFPP_METHODS):
+def faceforensics(root, source="ffpp", compression="c23", splits=None, namespace="ffpp", methods=FFPP_METHODS,
+                  allow_partial=False):
     """Original YouTube videos and the manipulated videos of ``methods``, with the official split."""
     root = Path(root)
     splits = Path(splits) if splits else root / "splits"
@@ -57,16 +77,20 @@ def faceforensics(root, source="ffpp", compression="c23", splits=None, namespace
 
     originals = _require_dir(root / "original_sequences" / "youtube" / compression / "videos",
                              f"FaceForensics++ originals at compression {compression}")
-    rows = [(f"{source}:youtube/{p.stem}", p, 0, "youtube", f"{namespace}:{p.stem}", id_split.get(p.stem, ""))
+    rows = [(f"{source}:youtube/{p.stem}", p, 0, "youtube", f"{namespace}:{p.stem}", id_split.get(p.stem, ""), "")
             for p in _videos(originals)]
+    _check_complete(set(id_split), {p.stem for p in _videos(originals)}, f"{originals} (ids in {splits})", allow_partial)
     for method in methods:
         folder = _require_dir(root / "manipulated_sequences" / method / compression / "videos",
                               f"FaceForensics++ {method} videos at compression {compression}")
-        for p in _videos(folder):
+        videos = _videos(folder)
+        expected = {f"{a}_{b}" for pair in pair_split for a in pair for b in pair if a != b}
+        _check_complete(expected, {p.stem for p in videos}, f"{folder} (pairs in {splits})", allow_partial)
+        for p in videos:
             target, source_id = p.stem.split("_")[:2]
             split = pair_split.get(frozenset((target, source_id)), "")
             rows.append((f"{source}:{method}/{p.stem}", p, 1, method,
-                         f"{namespace}:{target}|{namespace}:{source_id}", split))
+                         f"{namespace}:{target}|{namespace}:{source_id}", split, _mask(root, method, p.stem)))
     return _table(rows, source)
 
 
@@ -77,16 +101,16 @@ def dfd(root, source="dfd", compression="c23", namespace="dfd", **_):
                         f"DeepFakeDetection originals at compression {compression}")
     fake = _require_dir(root / "manipulated_sequences" / "DeepFakeDetection" / compression / "videos",
                         f"DeepFakeDetection fakes at compression {compression}")
-    rows = [(f"{source}:actors/{p.stem}", p, 0, "actors", f"{namespace}:{p.stem.split('__')[0]}", "test")
+    rows = [(f"{source}:actors/{p.stem}", p, 0, "actors", f"{namespace}:{p.stem.split('__')[0]}", "test", "")
             for p in _videos(real)]
     for p in _videos(fake):
         actors = p.stem.split("__")[0].split("_")
         rows.append((f"{source}:DeepFakeDetection/{p.stem}", p, 1, "DeepFakeDetection",
-                     "|".join(f"{namespace}:{a}" for a in actors), "test"))
+                     "|".join(f"{namespace}:{a}" for a in actors), "test", _mask(root, "DeepFakeDetection", p.stem)))
     return _table(rows, source)
 
 
-def celebdf(root, source="celebdf", namespace="celebdf", **_):
+def celebdf(root, source="celebdf", namespace="celebdf", allow_partial=False, **_):
     """Celeb-DF (v1 or v2): Celeb-real and YouTube-real vs. Celeb-synthesis; listed videos are test videos."""
     root = Path(root)
     test_list = root / "List_of_testing_videos.txt"
@@ -102,10 +126,8 @@ def celebdf(root, source="celebdf", namespace="celebdf", **_):
             rel = p.relative_to(root).as_posix()
             ids = re.findall(r"id\d+", p.stem)  # YouTube-real videos name nobody
             rows.append((f"{source}:{method}/{p.stem}", p, label, method,
-                         "|".join(f"{namespace}:{i}" for i in ids), "test" if rel in listed else ""))
-    missing = listed - {Path(r[1]).relative_to(root).as_posix() for r in rows}
-    if missing:
-        raise LayoutError(f"{test_list} names {len(missing)} videos that are absent, e.g. {sorted(missing)[0]}")
+                         "|".join(f"{namespace}:{i}" for i in ids), "test" if rel in listed else "", ""))
+    _check_complete(listed, {Path(r[1]).relative_to(root).as_posix() for r in rows}, f"{test_list} names videos that are absent;", allow_partial)
     return _table(rows, source)
 
 
@@ -115,7 +137,7 @@ def folder(root, source="folder", **_):
     rows = []
     for name, label in (("real", 0), ("fake", 1)):
         for p in _videos(_require_dir(root / name, f"a '{name}' folder of videos")):
-            rows.append((f"{source}:{p.relative_to(root).with_suffix('').as_posix()}", p, label, name, "", ""))
+            rows.append((f"{source}:{p.relative_to(root).with_suffix('').as_posix()}", p, label, name, "", "", ""))
     return _table(rows, source)
 
 
@@ -127,7 +149,7 @@ def index_videos(source: str, spec: dict) -> pd.DataFrame:
     root = Path(spec["root"])
     if not root.is_dir():
         raise LayoutError(f"sources.{source}.root: {root} does not exist (set it to where the dataset was downloaded)")
-    kwargs = {k: v for k, v in spec.items() if k in ("compression", "splits")}
+    kwargs = {k: v for k, v in spec.items() if k in ("compression", "splits", "allow_partial")}
     if spec.get("identity_namespace"):
         kwargs["namespace"] = spec["identity_namespace"]
     table = ADAPTERS[spec["adapter"]](root, source=source, **kwargs)
@@ -138,7 +160,7 @@ def index_videos(source: str, spec: dict) -> pd.DataFrame:
 
 
 def _table(rows, source) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=["video_id", "path", "label", "method", "identities", "official_split"])
+    table = pd.DataFrame(rows, columns=COLUMNS[1:])
     table.insert(0, "source", source)
     table["path"] = table["path"].map(str)
     table["label"] = table["label"].astype("uint8")
