@@ -53,7 +53,6 @@ import argparse
 import functools
 import json
 import logging
-import os
 import re
 import sys
 import weakref
@@ -769,24 +768,6 @@ def select_samples(labels, n, seed):
     return np.sort(np.concatenate([fake[:n_fake], real[:n_real]]))
 
 
-def _limit_threads(threads):
-    """Cap the backend's thread pools; effective because no op has run yet when `main` calls this."""
-    for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads <= 2 else "2"
-    if keras.backend.backend() == "jax":
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + f" --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}")
-
-
-def _load_model(path):
-    try:  # registers any custom objects of the architectures
-        import dfstudy.models  # noqa: F401
-    except ImportError:
-        pass
-    return keras.saving.load_model(path, compile=False)
-
-
 def _load_split(path):
     with np.load(path, allow_pickle=False) as z:
         return z["images"], z["labels"]
@@ -897,9 +878,12 @@ def main(argv=None):
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if len(args.split) != len(args.out):
         raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    from dfstudy.evaluate import load_model
+    from dfstudy.train import configure_backend
+
     if args.threads:
-        _limit_threads(args.threads)
-    model = _load_model(args.model)
+        configure_backend(args.threads, deterministic=False)
+    model = load_model(args.model)
     head, tail = split_model(model, args.layer)
     log.info("loaded %s; layer %s -> %s values; fast path: %s", args.model, args.layer,
              tuple(head.outputs[0].shape[1:]), _rank1_plan(tail) is not None)

@@ -278,16 +278,6 @@ def _detector_from_model_path(path):
     return "/".join([p.parent.parent.name, p.parent.name, p.stem])
 
 
-def _set_threads(threads):
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # the TF runtime was already initialised by the caller
-        log.warning("could not set TensorFlow threads to %d (runtime already initialised)", threads)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m dfstudy.gradcam", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="detector .keras file")
@@ -307,12 +297,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    _set_threads(args.threads)
-    import keras
+    from dfstudy.evaluate import load_model
+    from dfstudy.train import configure_backend
 
+    configure_backend(args.threads, deterministic=False)
     if len(args.split) != len(args.out):
         raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
-    model = keras.saving.load_model(args.model, compile=False)  # once for all of the detector's sets
+    model = load_model(args.model)  # once for all of the detector's sets
     layer = args.layer or last_conv_layer(model)
     for split_path, out in zip(args.split, args.out):
         with np.load(split_path, allow_pickle=False) as split:

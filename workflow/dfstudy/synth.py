@@ -454,7 +454,7 @@ class _FaceSwap(_Method):
         # the pasted skin comes out lighter and warmer than the surrounding face (BGR offsets,
         # added after matching the source's mean colour to the target, so the seam never vanishes
         # by chance when the two skin tones happen to differ by the opposite amount)
-        self.shift = np.array([r.uniform(-2, 6), r.uniform(8, 14), r.uniform(16, 24)])
+        self.shift = np.array([r.uniform(-3, 10), r.uniform(13, 22), r.uniform(26, 38)])
 
     def apply(self, real, fake, ctx):
         g, gs, s = ctx["g"], ctx["gs"], self.s
