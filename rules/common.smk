@@ -16,6 +16,8 @@ DATASETS = config["datasets"]
 TRAINSETS = config["detectors"]["trainsets"]
 PARTS = planned_parts(DATASETS, TRAINSETS)
 SHARDS = range(config["preprocess"]["shards"])
+# the published tables ship with the workflow, wherever --directory points
+REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
 STRATEGIES = config["detectors"]["strategies"]
 

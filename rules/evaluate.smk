@@ -26,7 +26,7 @@ rule predict_detector:
 rule make_tables:
     input:
         predictions=all_predictions(),
-        reference="reports/reference",
+        reference=REFERENCE_TABLES,
     output:
         table4=report(
             "results/tables/table4.csv",

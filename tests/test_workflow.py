@@ -28,7 +28,6 @@ def snakemake(workdir, *args, timeout=1500):
 def study(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
     shutil.copytree(ROOT / "config", workdir / "config")  # the default configfile is looked up there
-    shutil.copytree(ROOT / "reports", workdir / "reports")
     run = snakemake(workdir)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-8000:]
     return workdir
