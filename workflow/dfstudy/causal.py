@@ -470,6 +470,15 @@ def _means_batched(tail, h, grid, neurons, measure, labels, chunk_elements, feat
 # Public ACE functions
 # ---------------------------------------------------------------------------------------------------
 
+def _prepare(h, measure, labels, neurons, grid_size):
+    """Flattened float32 activations, checked labels, the neurons to intervene on and their grids."""
+    feature_shape = tuple(h.shape[1:])
+    h = np.ascontiguousarray(h.reshape(len(h), -1), dtype=np.float32)
+    labels = _check_measure(measure, labels, len(h))
+    neurons = np.arange(h.shape[1]) if neurons is None else np.asarray(neurons, dtype=np.int64)
+    return feature_shape, h, labels, neurons, intervention_grid(h, grid_size)
+
+
 def ace_from_features(tail, h, grid_size=4, measure="spread", labels=None, method="auto",
                       chunk_elements=DEFAULT_CHUNK, neurons=None):
     """Average causal effect of every analysis-layer neuron, from precomputed activations.
@@ -500,12 +509,8 @@ def ace_from_features(tail, h, grid_size=4, measure="spread", labels=None, metho
         ``m_g`` is the mean outcome under ``do(h_i = v_ig)``, ``base`` the mean outcome without
         intervention. ``attrs`` records measure, grid_size, method and n_samples.
     """
-    feature_shape = tuple(h.shape[1:])
-    h = np.ascontiguousarray(h.reshape(len(h), -1), dtype=np.float32)
+    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size)
     n, d = h.shape
-    labels = _check_measure(measure, labels, n)
-    neurons = np.arange(d) if neurons is None else np.asarray(neurons, dtype=np.int64)
-    grid = intervention_grid(h, grid_size)
     base = float(_mean_over_samples(_outcome(
         _predict(tail, h.reshape((-1,) + feature_shape), max(1, chunk_elements // d))[:, 0], measure, labels)))
     plan = _rank1_plan(tail) if method in ("auto", "rank1") else None
@@ -567,12 +572,8 @@ def ace_loop_from_features(tail, h, grid_size=4, measure="spread", labels=None, 
     """
     if via not in ("graph", "call", "predict"):
         raise ValueError(f"via must be graph, call or predict, got {via!r}")
-    feature_shape = tuple(h.shape[1:])
-    h = np.ascontiguousarray(h.reshape(len(h), -1), dtype=np.float32)
+    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size)
     n, d = h.shape
-    labels = _check_measure(measure, labels, n)
-    neurons = np.arange(d) if neurons is None else np.asarray(neurons, dtype=np.int64)
-    grid = intervention_grid(h, grid_size)
 
     def forward(x):
         x = x.reshape((-1,) + feature_shape)
