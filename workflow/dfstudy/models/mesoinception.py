@@ -3,10 +3,12 @@
 import keras
 from keras import layers
 
+from dfstudy.models.mesonet import MESO4_BLOCKS, conv_blocks, meso_head
+
 # Branch widths (a, b, c, d) of the two inception blocks: a 1x1 branch, then 1x1 -> 3x3 branches with
 # dilation 1, 2 and 3. Each block is followed by BN and a 2x2 max-pool.
 INCEPTION_BLOCKS = ((1, 4, 4, 2), (2, 4, 4, 2))
-CONV_BLOCKS = ((16, 5, 2), (16, 5, 4))  # filters, kernel, pool: blocks 3 and 4, as in Meso-4
+CONV_BLOCKS = MESO4_BLOCKS[2:]  # blocks 3 and 4 are Meso-4's
 LAST_CONV = "block4_conv"
 CAUSAL_LAYER = "features"  # the 8x8x16 = 1,024 values entering the first dense layer at 256 px
 TRANSFER_LAYERS = ("head_dense", "fake_prob")
@@ -48,14 +50,5 @@ def mesoinception(input_shape=(256, 256, 3), weights=None):
         x = _inception(x, widths, prefix=f"block{i}")
         x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"block{i}_pool")(x)
-    for i, (filters, kernel, pool) in enumerate(CONV_BLOCKS, start=len(INCEPTION_BLOCKS) + 1):
-        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
-        x = layers.MaxPooling2D(pool, padding="same", name=f"block{i}_pool")(x)
-    x = layers.Flatten(name="features")(x)
-    x = layers.Dropout(0.5, name="head_drop1")(x)
-    x = layers.Dense(16, name="head_dense")(x)
-    x = layers.LeakyReLU(negative_slope=0.1, name="head_act")(x)
-    x = layers.Dropout(0.5, name="head_drop2")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_prob")(x)
-    return keras.Model(inputs, outputs, name="mesoinception")
+    x = conv_blocks(x, CONV_BLOCKS, first=len(INCEPTION_BLOCKS) + 1)
+    return keras.Model(inputs, meso_head(x), name="mesoinception")
