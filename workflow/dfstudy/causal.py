@@ -63,6 +63,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfstudy.cli import split_out_pairs
+
 log = logging.getLogger(__name__)
 
 
@@ -877,8 +879,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if len(args.split) != len(args.out):
-        raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    pairs = split_out_pairs(args.split, args.out)
     from dfstudy.evaluate import load_model
     from dfstudy.train import configure_backend
 
@@ -888,7 +889,7 @@ def main(argv=None):
     head, tail = split_model(model, args.layer)
     log.info("loaded %s; layer %s -> %s values; fast path: %s", args.model, args.layer,
              tuple(head.outputs[0].shape[1:]), _rank1_plan(tail) is not None)
-    for split_path, out_path in zip(args.split, args.out):
+    for split_path, out_path in pairs:
         images, labels = _load_split(split_path)
         idx = select_samples(labels, args.n_samples, args.seed)
         if len(idx) < args.n_samples:

@@ -22,6 +22,13 @@ COMMANDS = {
 }
 
 
+def split_out_pairs(splits, outs):
+    """The --split/--out pairs of a stage that loads a model once for several test sets."""
+    if len(splits) != len(outs):
+        raise SystemExit(f"--split given {len(splits)} times but --out {len(outs)} times")
+    return list(zip(splits, outs))
+
+
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfstudy.cli import split_out_pairs
+
 log = logging.getLogger(__name__)
 
 __all__ = ["predict_split", "load_split", "main"]
@@ -116,8 +118,7 @@ def main(argv=None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if len(args.split) != len(args.out):
-        raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    pairs = split_out_pairs(args.split, args.out)
     if args.threads:
         # the project's one place that touches tf: caps TF thread pools, a no-op on other backends
         from dfstudy.train import configure_backend
@@ -125,7 +126,7 @@ def main(argv=None) -> None:
         configure_backend(threads=args.threads, deterministic=False)
     model = load_model(args.model)
     log.info("loaded %s", args.model)
-    for split_path, out_path in zip(args.split, args.out):
+    for split_path, out_path in pairs:
         split = load_split(split_path)
         pred = predict_split(model, split, batch_size=args.batch_size)
         out_path = Path(out_path)

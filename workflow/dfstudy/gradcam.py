@@ -46,6 +46,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfstudy.cli import split_out_pairs
+
 log = logging.getLogger(__name__)
 
 FAKE_CLASS_INDEX = 0  # one sigmoid unit = P(fake); tf-explain indexes predictions[:, class_index]
@@ -301,11 +303,10 @@ def main(argv=None):
     from dfstudy.train import configure_backend
 
     configure_backend(args.threads, deterministic=False)
-    if len(args.split) != len(args.out):
-        raise SystemExit(f"--split given {len(args.split)} times but --out {len(args.out)} times")
+    pairs = split_out_pairs(args.split, args.out)
     model = load_model(args.model)  # once for all of the detector's sets
     layer = args.layer or last_conv_layer(model)
-    for split_path, out in zip(args.split, args.out):
+    for split_path, out in pairs:
         with np.load(split_path, allow_pickle=False) as split:
             labels, image_ids = split["labels"], split["image_ids"].astype(str)
             chosen = select_fakes(labels, image_ids, args.n_images, args.seed)
