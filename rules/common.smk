@@ -5,10 +5,16 @@ import shlex
 
 from snakemake.utils import validate
 
-from dfstudy.config import check_config
+from dfstudy.config import check_config, config_file_order, resolve_input_paths
 from dfstudy.splits import evaluation_sets, planned_parts
 
 validate(config, schema="../config/schema.yaml")
+# dataset roots in a config file are read from that file's folder; --config ones from the working directory
+resolve_input_paths(
+    config,
+    config_file_order(workflow.configfiles, workflow.config_settings.configfiles),
+    workflow.config_settings.config,
+)
 check_config(config)
 
 SOURCES = list(config["sources"])
@@ -82,7 +88,7 @@ def training_options(wildcards):
     det = config["detectors"]
     phase = "original" if wildcards.strategy == "original" else "finetune"
     opts = [
-        f"--epochs {det['epochs'][phase]}",
+        f"--epochs {(det['epochs_per_architecture'] or {}).get(wildcards.arch, {}).get(phase, det['epochs'][phase])}",
         f"--lr {det['learning_rate'][wildcards.arch]}",
         f"--batch-size {det['batch_size']}",
         f"--seed {config['seed']}",
@@ -95,6 +101,8 @@ def training_options(wildcards):
         opts.append(f"--weights {det['weights']}")
     if det["bn_momentum"] is not None:
         opts.append(f"--bn-momentum {det['bn_momentum']}")
+    if det["recalibrate_bn"]:
+        opts.append("--recalibrate-bn")
     if det["mixed_precision"]:
         opts.append("--mixed-precision")
     return " ".join(opts)

@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfstudy.splits import LeakageError, assign_video_splits, audit, make_splits, pack, planned_parts
+from dfstudy.datasets import celebdf
+from dfstudy.splits import (LeakageError, assign_video_splits, audit, make_splits, pack, planned_parts,
+                            source_levels)
+from test_datasets import touch
 
 FRAMES = 10
 SIZES = {"train": 40, "val": 10, "test": 20, "finetune_own": 10, "finetune_per_unseen": 6,
@@ -172,6 +175,74 @@ def test_celeb_videos_mixing_test_identities_are_dropped():
     split, dropped = assign_video_splits(videos, val_share=0.5, seed=1)
     assert split[0] == "test" and split[1] == ""
     assert dropped["shares an identity with a test video"] == 1
+
+
+def test_a_source_is_as_strict_as_its_strictest_dataset():
+    assert source_levels(DATASETS) == {"celebdf_v2": "identity", "ffpp": "identity", "dfd": "identity",
+                                       "celebdf_v1": "video"}  # FS-I and NT-I (image) do not loosen ffpp
+    assert source_levels(with_celeb_level("video"))["celebdf_v2"] == "video"
+    videos = pd.DataFrame({"source": "c", "video_id": ["a", "b"], "identities": ["c:id0", "c:id0"],
+                           "official_split": ["test", ""], "label": [0, 0]})
+    split, dropped = assign_video_splits(videos, val_share=0.5, seed=1, disjoint="video")
+    assert list(split) == ["test", "train"] and dropped["shares an identity with a test video"] == 0
+
+
+def with_celeb_level(level):
+    return {**DATASETS, "CELEB": {**DATASETS["CELEB"], "disjoint": level}}
+
+
+def real_celebdf_tree(root, celebrities=6, videos=3):
+    """A Celeb-DF v2 tree shaped like the real one: every celebrity has videos in the test list and outside it."""
+    listed = []
+    for i in range(celebrities):
+        for k in range(videos):
+            for rel, real in ((f"Celeb-real/id{i}_{k:04d}.mp4", 1),
+                              (f"Celeb-synthesis/id{i}_id{(i + 1) % celebrities}_{k:04d}.mp4", 0)):
+                touch(root / rel)
+                listed += [f"{real} {rel}"] if k == 0 else []
+    for y in range(6):
+        touch(root / f"YouTube-real/{y:05d}.mp4")
+    (root / "List_of_testing_videos.txt").write_text("\n".join([*listed, "1 YouTube-real/00000.mp4"]) + "\n")
+    return root
+
+
+def real_celebdf_splits(tmp_path, level):
+    """Splits with CELEB read from a real-shaped Celeb-DF tree (by its adapter), the other sources as above."""
+    index = celebdf(real_celebdf_tree(tmp_path / "Celeb-DF-v2"), source="celebdf_v2")
+    columns = ["video_id", "label", "method", "identities", "official_split"]
+    manifests = {"ffpp": ffpp_manifest(), "dfd": dfd_manifest(),
+                 "celebdf_v2": faces("celebdf_v2", index[columns].itertuples(index=False)),
+                 "celebdf_v1": celeb_manifest("celebdf_v1", "celebdf1", identities=6, test_identities=6)}
+    datasets = with_celeb_level(level)
+    return index, datasets, *make_splits(manifests, SOURCES, datasets, TRAINSETS, SIZES, seed=7)
+
+
+def test_celeb_video_level_trains_on_the_other_videos_of_test_list_celebrities(tmp_path):
+    index, datasets, parts, summary = real_celebdf_splits(tmp_path, "video")
+    listed = index[index["official_split"] == "test"]
+    for part in ("train", "val", "finetune"):
+        assert not set(parts[("CELEB", part)]["video_id"]) & set(listed["video_id"]), part
+    train = parts[("CELEB", "train")]
+    assert len(train) == SIZES["train"] and ids(train[train["label"] == 1]) & ids(listed)
+    assert not summary["part"].str.startswith("celebdf_v2: shares an identity").any()
+    assert set(summary.loc[summary["dataset"] == "CELEB", "disjoint"]) == {"video"}
+    report = audit(parts, datasets, TRAINSETS)
+    row = report[(report["trainset"] == "CELEB") & (report["test_set"] == "CELEB")].iloc[0]
+    assert report["ok"].all() and row["disjoint"] == "video"
+    assert row["videos"] == row["images"] == 0 and row["identities"] > 0  # people shared, videos not
+
+
+def test_celeb_identity_level_drops_every_named_video_outside_the_test_list(tmp_path):
+    index, datasets, parts, summary = real_celebdf_splits(tmp_path, "identity")
+    listed = index[index["official_split"] == "test"]
+    for part in ("train", "val", "finetune"):
+        assert not ids(parts[("CELEB", part)]) & ids(listed), part
+    # every celebrity is in the test list: only anonymous YouTube-real videos remain, so no fakes to train on
+    assert len(parts[("CELEB", "train")]) == 0
+    named_unlisted = (index["official_split"] == "") & (index["identities"] != "")
+    dropped = summary.set_index("part").loc["celebdf_v2: shares an identity with a test video", "actual"]
+    assert dropped == named_unlisted.sum() == 24
+    assert audit(parts, datasets, TRAINSETS)["ok"].all()
 
 
 def test_pack_decodes_pngs_to_uint8(tmp_path):

@@ -112,18 +112,51 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, caplog):
-    whole, _, whole_history, _ = run(small, tmp_path / "whole")
+@pytest.mark.parametrize("recalibrate_bn", [False, True])
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, caplog, recalibrate_bn):
+    whole, _, whole_history, _ = run(small, tmp_path / "whole", recalibrate_bn=recalibrate_bn)
     with pytest.raises(KeyboardInterrupt):
-        run(small, tmp_path / "killed", callbacks=[_Kill()])
+        run(small, tmp_path / "killed", callbacks=[_Kill()], recalibrate_bn=recalibrate_bn)
     with caplog.at_level(logging.INFO, logger="dfstudy.train"):
-        resumed, _, resumed_history, _ = run(small, tmp_path / "killed")
+        resumed, _, resumed_history, _ = run(small, tmp_path / "killed", recalibrate_bn=recalibrate_bn)
     assert "resuming from epoch 2" in caplog.text
     cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     pd.testing.assert_frame_equal(resumed_history[cols], whole_history[cols])
     for a, b in zip(resumed.weights, whole.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
+
+
+def _dropout_bn_model():
+    """Dense -> Dropout -> Dense "pre" -> trainable BN "bn" -> frozen BN "frozen" -> sigmoid."""
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    x = keras.layers.Dense(4, name="pre")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.BatchNormalization(name="frozen")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.get_layer("frozen").trainable = False
+    return model
+
+
+def test_recalibration_gives_batchnorm_the_dropout_free_statistics():
+    keras.utils.set_random_seed(0)
+    model = _dropout_bn_model()
+    x = np.random.default_rng(0).normal(3, 2, (50, 8)).astype("float32")
+    pre = keras.Model(model.inputs, model.get_layer("pre").output)(x)  # inference: no dropout
+    pre = keras.ops.convert_to_numpy(pre)
+    bn, frozen = model.get_layer("bn"), model.get_layer("frozen")
+    frozen_before = [keras.ops.convert_to_numpy(w) for w in frozen.weights]
+    # uneven chunks (16, 16, 16, 2): a size-weighted running mean is still the mean over all images
+    T.recalibrate_batchnorm(model, x, batch_size=16)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), pre.mean(0), rtol=1e-5, atol=1e-5)
+    # one chunk: the variance is the population variance of the dropout-free inputs
+    T.recalibrate_batchnorm(model, x, batch_size=len(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), pre.var(0), rtol=1e-4)
+    assert model.get_layer("drop").rate == 0.5 and bn.momentum == 0.99  # restored
+    for w, w0 in zip(frozen.weights, frozen_before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), w0)  # frozen layers keep theirs
 
 
 def test_same_seed_same_history_other_seed_other_history(small, tmp_path):

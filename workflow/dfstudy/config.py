@@ -1,8 +1,18 @@
-"""Checks of a configuration that a JSON schema cannot express; each error names the key and the reason."""
+"""Checks of a configuration that a JSON schema cannot express; each error names the key and the reason.
+
+Also where relative dataset paths start from: the config file that sets them (``resolve_input_paths``).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import yaml
+
+# keys of sources.<name> that name data the user brings (everything else the workflow writes itself)
+INPUT_PATH_KEYS = ("root", "splits")
 
 
 class ConfigError(ValueError):
@@ -28,12 +38,73 @@ def check_config(config: dict) -> None:
     for arch in detectors["architectures"]:
         if arch not in detectors["learning_rate"]:
             raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}'")
+    for arch in detectors["epochs_per_architecture"] or {}:
+        if arch not in detectors["architectures"]:
+            raise ConfigError(f"detectors.epochs_per_architecture: '{arch}' is not in detectors.architectures")
     for key in ("train", "val", "test"):
         if config["splits"][key] % 2:
             raise ConfigError(f"splits.{key}: {config['splits'][key]} is odd; parts are balanced real/fake")
-    synthetic_root = Path(config["corpus"]["root"]) if config["corpus"]["synthesize"] else None
     for name, spec in sources.items():
         root = Path(spec["root"])
-        will_be_rendered = synthetic_root is not None and (root == synthetic_root or synthetic_root in root.parents)
-        if not will_be_rendered and not root.is_dir():
-            raise ConfigError(f"sources.{name}.root: {root} does not exist; point it at the downloaded dataset")
+        if not rendered_by_workflow(config, root) and not root.is_dir():
+            raise ConfigError(f"sources.{name}.root: {root.absolute()} does not exist; "
+                              "point it at the downloaded dataset")
+
+
+def rendered_by_workflow(config: dict, path) -> bool:
+    """Whether ``path`` lies in the synthetic corpus that the workflow renders (an output, not an input)."""
+    if not config["corpus"]["synthesize"]:
+        return False
+    corpus, path = Path(os.path.normpath(config["corpus"]["root"])), Path(os.path.normpath(path))
+    return path == corpus or corpus in path.parents
+
+
+def config_file_order(loaded, given) -> list[Path]:
+    """Config files in the order Snakemake merges them: the Snakefile's ``configfile:``, then each
+    ``--configfile``. ``workflow.configfiles`` (``loaded``) lists the latter (``given``) first, although
+    they are merged last.
+    """
+    given = [Path(f).absolute() for f in given]
+    return [f for f in (Path(f).absolute() for f in loaded) if f not in given] + given
+
+
+def resolve_input_paths(config: dict, config_files, overrides: Mapping | None = None) -> None:
+    """Make relative source paths relative to the config file that sets them, in place.
+
+    A relative ``sources.<name>.root`` or ``sources.<name>.splits`` is joined to the folder of the last of
+    ``config_files`` (in merge order) that sets it, so a config file can sit next to its data. It stays
+    relative to the working directory when it comes from ``overrides`` (``--config``; also when the
+    merged value differs from the file's, as only an override can make it), or when it lies inside the
+    synthetic corpus the workflow renders (an output, like everything under ``results/``).
+    """
+    files = [(Path(f).absolute(), _load(f)) for f in config_files]
+    for name, spec in config["sources"].items():
+        for key in INPUT_PATH_KEYS:
+            value = spec.get(key)
+            if value is None or Path(value).is_absolute() or rendered_by_workflow(config, value):
+                continue
+            origin = _origin(files, overrides, ("sources", name, key), value)
+            if origin is not None:
+                spec[key] = os.path.normpath(origin.parent / value)
+
+
+def _origin(files, overrides, keys, value) -> Path | None:
+    """The config file that set ``value`` at ``keys``: the last file to set it, unless --config did."""
+    if _get(overrides, *keys) is not None:
+        return None
+    set_by = [(f, _get(data, *keys)) for f, data in files if _get(data, *keys) is not None]
+    return set_by[-1][0] if set_by and set_by[-1][1] == value else None
+
+
+def _load(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _get(tree, *keys):
+    """``tree[k1][k2]...``, or None where a level is missing."""
+    for key in keys:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree

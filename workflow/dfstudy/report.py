@@ -84,10 +84,13 @@ PAPER_SCALE = (
     ("detectors.strategies", ["original", "transfer", "merge"], "training strategies"),
     ("detectors.epochs.original", 100, "epochs, original detectors"),
     ("detectors.epochs.finetune", 50, "epochs, transfer and merge fine-tuning"),
+    ("detectors.epochs_per_architecture", None, "epochs set per architecture (the study: the same for all)"),
     ("detectors.learning_rate", {"MesoNet": 0.001, "MesoInception": 0.001, "ShallowNet": 0.00005,
                                  "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates"),
     ("detectors.batch_size", 64, "batch size (not stated in the study; its code used 64)"),
     ("detectors.bn_momentum", None, "BatchNormalization momentum (null: Keras' 0.99, as the study's code)"),
+    ("detectors.recalibrate_bn", False, "BatchNormalization statistics re-estimated with dropout off after "
+     "every epoch (the study: no)"),
     ("evaluation.degradation_threshold", 30, "RQ2 degradation threshold (points)"),
     ("gradcam.images", 1000, "RQ3: fake images per test set for the heatmap SSIM (at most the test "
      "set's fakes)", lambda c: min(c["gradcam"]["images"], c["splits"]["test"] // 2)),
@@ -187,7 +190,8 @@ def deviations(config: dict) -> pd.DataFrame:
             here = _get(config, key)
         if here is None or _same(here, study):
             continue
-        ratio = here / study if isinstance(here, (int, float)) and isinstance(study, (int, float)) else np.nan
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (here, study))
+        ratio = here / study if numbers else np.nan
         rows.append(dict(kind="scale", aspect=what, config=key, study=_show(study), here=_show(here),
                          ratio=ratio))
     for aspect, study, rule in DECISIONS:
@@ -252,14 +256,15 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
     Returns
     -------
     DataFrame
-        ``dataset, role, source, method, real_videos, fake_videos, face_images, skipped_videos`` and, per
-        split part present, ``{part}`` as "images (videos)", or "actual of requested images (videos)"
-        where the pool was too small for the configured size.
+        ``dataset, role, source, method, disjoint, real_videos, fake_videos, face_images, skipped_videos``
+        and, per split part present, ``{part}`` as "images (videos)", or "actual of requested images
+        (videos)" where the pool was too small for the configured size.
     """
     rows = []
     parts = [p for p in SPLIT_PARTS if p in set(splits.get("part", []))]
     for name, spec in datasets.items():
-        row = dict(dataset=name, role=spec["role"], source=spec["source"], method=spec["method"])
+        row = dict(dataset=name, role=spec["role"], source=spec["source"], method=spec["method"],
+                   disjoint=spec.get("disjoint", "identity"))
         m = manifests.get(spec["source"])
         if m is not None:
             mine = m[(m["label"] == 0) | (m["method"] == spec["method"])]
@@ -276,7 +281,7 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
                 got, asked = int(r["actual"]), int(r["requested"])
                 row[p] = (f"{got}" if got == asked else f"{got} of {asked}") + vids
         rows.append(row)
-    cols = ["dataset", "role", "source", "method", "real_videos", "fake_videos", "face_images",
+    cols = ["dataset", "role", "source", "method", "disjoint", "real_videos", "fake_videos", "face_images",
             "skipped_videos", *parts]
     return pd.DataFrame(rows).reindex(columns=cols)
 
@@ -807,8 +812,9 @@ def _render_html(d: ReportData) -> str:
     add("<h3>Datasets and splits</h3>")
     add("<p>Real videos of the dataset's source plus the fakes of its method. Split cells: images (videos); "
         "“<i>a</i> of <i>b</i>” where the pool held fewer than the <i>b</i> images configured. All parts are "
-        "balanced real/fake, video-disjoint, and identity-disjoint where identities are known.</p>")
-    add(_html_df(d.datasets, text_cols={"dataset", "role", "source", "method", *SPLIT_PARTS}))
+        "balanced real/fake; each test set is disjoint from its detectors' training and validation images "
+        "at its <i>disjoint</i> level (image, video or identity), which the leakage audit checks.</p>")
+    add(_html_df(d.datasets, text_cols={"dataset", "role", "source", "method", "disjoint", *SPLIT_PARTS}))
     if d.split_notes:
         add('<ul class="meta">' + "".join(f"<li>{_e(n)}</li>" for n in d.split_notes) + "</ul>")
     add("<h3>Detectors</h3>")

@@ -6,8 +6,10 @@ Rules (STUDY.md "Samples"):
   all test). Videos without one (Celeb-DF outside the test list) are split into train/val by identity:
   identities are held out for validation (in a seeded order, until ``val_share`` of the real and of the
   fake videos are covered); a video goes to val when all its identities are held out, to train when none
-  is, and is dropped when it mixes both. Videos whose identities also appear in a
-  test video are dropped from train and val. Every drop is counted in the summary.
+  is, and is dropped when it mixes both. Videos whose identities also appear in a test video are dropped
+  from train and val when the source is identity-disjoint: the strictest ``disjoint`` level of the
+  datasets built from it (``identity`` by default). At ``video`` or ``image`` level a test video's people
+  may appear in train and val, never the test video itself. Every drop is counted in the summary.
 - Every part is balanced 50 % real / 50 % fake and spread over videos (round-robin in a seeded order).
 - Training sets get ``train``, ``val``, ``test`` and ``finetune`` (images of its own training videos that
   are not in ``train``, plus ``finetune_per_unseen`` images from the training videos of each
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PART_COLUMNS = ["image_id", "video_id", "identities", "label", "image_path"]
 DEFAULT_NAMESPACES = {"faceforensics": "ffpp", "dfd": "dfd", "celebdf": "celebdf", "folder": ""}
+LEVELS = ("image", "video", "identity")  # what a test set shares with no training image, weakest first
 
 
 class LeakageError(RuntimeError):
@@ -63,6 +66,16 @@ def evaluation_sets(datasets: dict, trainset: str) -> list[str]:
     return own + unseen + paired
 
 
+def source_levels(datasets: dict) -> dict[str, str]:
+    """Per source, the strictest ``disjoint`` level of its datasets: how far its train/val videos keep from
+    its test videos (one split per source serves all of them)."""
+    levels: dict[str, str] = {}
+    for spec in datasets.values():
+        level, source = spec.get("disjoint", "identity"), spec["source"]
+        levels[source] = max(levels.get(source, level), level, key=LEVELS.index)
+    return levels
+
+
 def _rng(seed: int, *keys: str) -> np.random.Generator:
     digest = hashlib.sha256("/".join(keys).encode()).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
@@ -72,8 +85,13 @@ def _identity_sets(identities: pd.Series) -> pd.Series:
     return identities.fillna("").map(lambda s: frozenset(i for i in s.split("|") if i))
 
 
-def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int) -> tuple[pd.Series, dict]:
-    """Split per video (train/val/test, or "" for dropped), and counts of dropped videos by reason."""
+def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int,
+                        disjoint: str = "identity") -> tuple[pd.Series, dict]:
+    """Split per video (train/val/test, or "" for dropped), and counts of dropped videos by reason.
+
+    ``disjoint`` is the source's level (``source_levels``): only at ``identity`` are videos of the test
+    videos' people dropped from train and val.
+    """
     split = videos["official_split"].fillna("").copy()
     ids = _identity_sets(videos["identities"])
 
@@ -81,7 +99,7 @@ def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int) -> tu
         return set().union(*ids[split == name]) if (split == name).any() else set()
 
     dropped = {}
-    test_ids = identities_in("test")
+    test_ids = identities_in("test") if disjoint == "identity" else set()
     shared = (split != "test") & ids.map(lambda s: bool(s & test_ids))
     dropped["shares an identity with a test video"] = int(shared.sum())
     unassigned = (split == "") & ~shared
@@ -143,9 +161,13 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
     ``manifests`` maps a source name to its face manifest (only ``status == "ok"`` rows are used).
     """
     videos, dropped_rows = {}, []
+    levels = source_levels(datasets)
     for source, manifest in manifests.items():
         table = manifest.drop_duplicates("video_id")
-        split, dropped = assign_video_splits(table.reset_index(drop=True), sizes["val_share"], seed)
+        level = levels.get(source, "identity")
+        if level != "identity":
+            log.info("%s: train/val may share people with test videos (disjoint: %s)", source, level)
+        split, dropped = assign_video_splits(table.reset_index(drop=True), sizes["val_share"], seed, level)
         videos[source] = dict(zip(table["video_id"], split))
         dropped_rows += [{"dataset": "", "part": f"{source}: {k}", "requested": 0, "actual": v}
                          for k, v in dropped.items() if v]
@@ -206,7 +228,8 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
 
     summary = pd.DataFrame(
         [{"dataset": d, "part": p, "requested": requested[(d, p)], "actual": len(t),
-          "videos": t["video_id"].nunique(), "fake": int(t["label"].sum())} for (d, p), t in parts.items()]
+          "videos": t["video_id"].nunique(), "fake": int(t["label"].sum()),
+          "disjoint": datasets[d].get("disjoint", "identity")} for (d, p), t in parts.items()]
         + dropped_rows)
     for (d, p), t in parts.items():
         if len(t) < requested[(d, p)]:

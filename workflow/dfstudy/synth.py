@@ -54,7 +54,7 @@ DeepFakeDetection  DFD                      source face with boosted contrast in
                                             mask, bright blending halo ring at its border
 Celeb-synthesis    CELEB (Celeb-DF v2)      source face, colour-matched, feathered blend, plus a
                                             face-aligned oblique sinusoidal grating (period ~9 %
-                                            of the face height, 30 degrees, +-10 grey levels)
+                                            of the face height, 30 degrees, +-16 grey levels)
 Celeb-synthesis    CELEB-M (Celeb-DF v1)    the same family, refined: period x1.06, 33 degrees,
                                             amplitude x0.85, wider blend feathering
 =================  =======================  ===================================================
@@ -572,7 +572,7 @@ class _DeepFakeDetection(_Method):
 class _Celeb(_Method):
     # blend feather stays well outside the eyes and mouth (no ghosted features); the trace has
     # its own mask so it covers the whole face at full strength
-    period_frac, angle, amp, feather = 0.09, 30.0, 10.0, 0.025
+    period_frac, angle, amp, feather = 0.09, 30.0, 16.0, 0.025
 
     def __init__(self, r, s):
         super().__init__(r, s)
@@ -592,7 +592,7 @@ class _Celeb(_Method):
 
 
 class _CelebV1(_Celeb):
-    period_frac, angle, amp, feather = 0.09 * 1.06, 33.0, 10.0 * 0.85, 0.04
+    period_frac, angle, amp, feather = 0.09 * 1.06, 33.0, 16.0 * 0.85, 0.04
 
 
 _METHODS = {"Deepfakes": _Deepfakes, "Face2Face": _Face2Face, "FaceSwap": _FaceSwap,
