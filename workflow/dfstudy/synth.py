@@ -505,7 +505,7 @@ class _Face2Face(_Method):
     def __init__(self, r, s):
         super().__init__(r, s)
         self.phase = r.uniform(0, 2 * np.pi, 2)
-        self.amp = r.uniform(0.022, 0.028) * 0.5 * s   # of the face height
+        self.amp = r.uniform(0.044, 0.056) * 0.5 * s   # of the face height
         self.period = r.uniform(0.16, 0.2) * 0.5 * s
 
     def apply(self, real, fake, ctx):
