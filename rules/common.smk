@@ -87,8 +87,9 @@ def training_inputs(wildcards):
 def training_options(wildcards):
     det = config["detectors"]
     phase = "original" if wildcards.strategy == "original" else "finetune"
+    epochs = (det["epochs_per_architecture"] or {}).get(wildcards.arch, {}).get(phase, det["epochs"][phase])
     opts = [
-        f"--epochs {(det['epochs_per_architecture'] or {}).get(wildcards.arch, {}).get(phase, det['epochs'][phase])}",
+        f"--epochs {epochs}",
         f"--lr {det['learning_rate'][wildcards.arch]}",
         f"--batch-size {det['batch_size']}",
         f"--seed {config['seed']}",

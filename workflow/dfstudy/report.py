@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfstudy.splits import disjoint_level
 from dfstudy.tables import TITLES, detector_name
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
     parts = [p for p in SPLIT_PARTS if p in set(splits.get("part", []))]
     for name, spec in datasets.items():
         row = dict(dataset=name, role=spec["role"], source=spec["source"], method=spec["method"],
-                   disjoint=spec.get("disjoint", "identity"))
+                   disjoint=disjoint_level(spec))
         m = manifests.get(spec["source"])
         if m is not None:
             mine = m[(m["label"] == 0) | (m["method"] == spec["method"])]

@@ -43,6 +43,11 @@ DEFAULT_NAMESPACES = {"faceforensics": "ffpp", "dfd": "dfd", "celebdf": "celebdf
 LEVELS = ("image", "video", "identity")  # what a test set shares with no training image, weakest first
 
 
+def disjoint_level(spec: dict) -> str:
+    """A dataset's ``disjoint`` level: what its test images share with no training image (identity by default)."""
+    return spec.get("disjoint", "identity")
+
+
 class LeakageError(RuntimeError):
     """A test image shares a video or identity with a training or validation image."""
 
@@ -71,7 +76,7 @@ def source_levels(datasets: dict) -> dict[str, str]:
     its test videos (one split per source serves all of them)."""
     levels: dict[str, str] = {}
     for spec in datasets.values():
-        level, source = spec.get("disjoint", "identity"), spec["source"]
+        level, source = disjoint_level(spec), spec["source"]
         levels[source] = max(levels.get(source, level), level, key=LEVELS.index)
     return levels
 
@@ -229,7 +234,7 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
     summary = pd.DataFrame(
         [{"dataset": d, "part": p, "requested": requested[(d, p)], "actual": len(t),
           "videos": t["video_id"].nunique(), "fake": int(t["label"].sum()),
-          "disjoint": datasets[d].get("disjoint", "identity")} for (d, p), t in parts.items()]
+          "disjoint": disjoint_level(datasets[d])} for (d, p), t in parts.items()]
         + dropped_rows)
     for (d, p), t in parts.items():
         if len(t) < requested[(d, p)]:
@@ -280,7 +285,7 @@ def audit(parts: dict[tuple[str, str], pd.DataFrame], datasets: dict, trainsets:
         seen_ids = set().union(*_identity_sets(seen["identities"]))
         for name in evaluation_sets(datasets, trainset):
             test = parts[(name, "test")]
-            level = datasets[name].get("disjoint", "identity")
+            level = disjoint_level(datasets[name])
             overlap = {
                 "images": len(set(test["image_id"]) & set(seen["image_id"])),
                 "videos": len(set(test["video_id"]) & set(seen["video_id"])),
