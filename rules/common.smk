@@ -6,7 +6,7 @@ import shlex
 from snakemake.utils import validate
 
 from dfstudy.config import check_config, config_file_order, resolve_input_paths
-from dfstudy.splits import evaluation_sets, planned_parts
+from dfstudy.splits import TRAINSET_PARTS, evaluation_sets, planned_parts, training_sources
 
 validate(config, schema="../config/schema.yaml")
 # dataset roots in a config file are read from that file's folder; --config ones from the working directory
@@ -22,6 +22,7 @@ DATASETS = config["datasets"]
 TRAINSETS = config["detectors"]["trainsets"]
 PARTS = planned_parts(DATASETS, TRAINSETS)
 SHARDS = range(config["preprocess"]["shards"])
+TRAINING_SOURCES = training_sources(DATASETS, TRAINSETS, config["splits"]["finetune_from"])
 # the published tables ship with the workflow, wherever --directory points
 REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
@@ -31,7 +32,7 @@ STRATEGIES = config["detectors"]["strategies"]
 wildcard_constraints:
     source="|".join(SOURCES),
     dataset="|".join(map(re.escape, DATASETS)),
-    part="train|val|test|finetune",
+    part="|".join(TRAINSET_PARTS),
     strategy="original|transfer|merge",
     trainset="|".join(map(re.escape, TRAINSETS)),
     arch="|".join(ARCHS),
@@ -46,6 +47,13 @@ def as_json(obj):
 def corpus_flag(wildcards):
     """Indexing a synthetic source waits for the corpus to be rendered."""
     return f"{config['corpus']['root']}/corpus.csv" if config["corpus"]["synthesize"] else []
+
+
+def training_frames(wildcards):
+    """Faces per training-side video of a source that feeds training (0: as many as any other video)."""
+    if wildcards.source not in TRAINING_SOURCES:
+        return 0
+    return config["preprocess"]["frames_per_training_video"] or 0
 
 
 def face_manifests(wildcards=None):
@@ -77,11 +85,12 @@ def detectors():
 def training_inputs(wildcards):
     """Originals train on the training part; transfer and merge fine-tune a copy of the original."""
     split = f"results/splits/{wildcards.trainset}"
-    inputs = {"val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
     if wildcards.strategy == "original":
-        return {**inputs, "train": f"{split}/train.npz"}
+        return {"train": f"{split}/train.npz", "val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
     init = f"results/models/{wildcards.trainset}/{wildcards.arch}/original.keras"
-    return {**inputs, "train": f"{split}/finetune.npz", "init": init}
+    # fine-tuning picks its best epoch on the training set's and the fine-tuning sets' validation images
+    return {"train": f"{split}/finetune.npz", "val": f"{split}/finetune_val.npz", "init": init,
+            "audit": "results/splits/audit.csv"}
 
 
 def training_options(wildcards):
@@ -91,7 +100,8 @@ def training_options(wildcards):
     opts = [
         f"--epochs {epochs}",
         f"--lr {det['learning_rate'][wildcards.arch]}",
-        f"--batch-size {det['batch_size']}",
+        f"--batch-size {det['batch_size'][phase]}",
+        f"--loss {det['loss'].get(wildcards.arch, 'binary_crossentropy')}",
         f"--seed {config['seed']}",
     ]
     if wildcards.strategy != "original":

@@ -33,6 +33,7 @@ rule align_faces:
     params:
         shards=config["preprocess"]["shards"],
         frames=config["preprocess"]["frames_per_video"],
+        frames_training=training_frames,
         size=config["preprocess"]["face_size"],
         margin=config["preprocess"]["margin"],
         detect_width=config["preprocess"]["detect_width"],
@@ -46,6 +47,7 @@ rule align_faces:
     shell:
         "python -m dfstudy.faces --videos {input} --shard {wildcards.shard} --shards {params.shards}"
         " --out-dir {output.crops} --manifest {output.manifest} --frames {params.frames}"
+        " --frames-training {params.frames_training}"
         " --size {params.size} --margin {params.margin} --detect-width {params.detect_width}"
         " --min-face {params.min_face} --threads {threads} > {log} 2>&1"
 

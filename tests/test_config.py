@@ -149,3 +149,17 @@ def test_training_commands_follow_the_per_architecture_settings(tmp_path):
     merged_paper = merged(ROOT / "config/config.yaml", ROOT / "config/paper.yaml")
     assert merged_paper["detectors"]["epochs_per_architecture"] is None
     assert merged_paper["detectors"]["recalibrate_bn"] is False
+
+
+def test_a_method_its_source_lacks_fails_the_check_listing_the_methods():
+    config = study_config()
+    config["datasets"]["FS"] = {**config["datasets"]["FS"], "method": "FaceSwapp"}
+    with pytest.raises(ConfigError, match=re.escape("datasets.FS.method: 'FaceSwapp' is not a method of source "
+                                                    "'ffpp' (its methods: Deepfakes, Face2Face, FaceSwap, NeuralTextures)")):
+        check_config(config)
+
+
+def test_a_method_typo_stops_the_dry_run(tmp_path):
+    bad = write(tmp_path / "typo.yaml", {"datasets": {"FS": {"source": "ffpp", "method": "FaceSwapp", "role": "unseen"}}})
+    run = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0 and "datasets.FS.method: 'FaceSwapp'" in run.stdout + run.stderr

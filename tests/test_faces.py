@@ -244,6 +244,27 @@ def test_next_frame_with_a_face(tmp_path):
     assert all(f["crop"].shape == (64, 64, 3) for f in got)
 
 
+def test_a_face_only_in_the_second_half_still_yields_every_target(tmp_path):
+    # 10 targets over 40 frames (0, 4, ..., 36); frames 0-19 hold no face, 20-39 all do
+    frames = [textured_background(128, 128, i % 3) for i in range(20)]
+    frames += [face_frame(dx=(i % 5) - 2) for i in range(20)]
+    got, skipped = faces.extract_faces(write_video(tmp_path / "v.mp4", frames), 10, 64)
+    assert skipped == [] and len(got) == 10
+    assert [f["info"]["target"] for f in got] == list(range(0, 40, 4))
+    assert len({f["frame"] for f in got}) == 10 and min(f["frame"] for f in got) == 20
+    # the first half's five targets are filled by the first face frames, each target by a later frame
+    assert all(f["frame"] >= f["info"]["target"] for f in got)
+
+
+def test_training_side_videos_give_more_faces(tmp_path):
+    paths = [good_video(tmp_path / f"{i}.mp4", n=30) for i in range(2)]
+    table = video_table(paths)
+    table["official_split"] = ["test", "train"]
+    manifest = faces.process_videos(table, tmp_path / "crops", n_frames=4, size=32, training_frames=12)
+    per_video = manifest[manifest["status"] == "ok"].groupby("official_split").size()
+    assert per_video.to_dict() == {"test": 4, "train": 12}
+
+
 def test_wrong_frame_count_is_survived(tmp_path, monkeypatch):
     path = good_video(tmp_path / "v.mp4", n=20)
 

@@ -312,6 +312,30 @@ def test_paper_config_has_no_scale_deviations():
     assert {"validation set", "causal effect", "transfer strategy"} <= set(dev.aspect)
 
 
+def test_achieved_sizes_are_deviations_whatever_the_config_asked():
+    """A paper-scale config with a short CELEB/train: the configured sizes match the study, the achieved do not."""
+    splits = pd.DataFrame([
+        {"dataset": "CELEB", "part": "train", "requested": 16000, "actual": 10380, "videos": 700, "fake": 5190},
+        {"dataset": "F2F", "part": "train", "requested": 16000, "actual": 16000, "videos": 1440, "fake": 8000},
+        {"dataset": "FS-I", "part": "test", "requested": 2000, "actual": 0, "videos": 0, "fake": 0},
+        {"dataset": "", "part": "ffpp: mixes train and val identities", "requested": 0, "actual": 3}])
+    dev = R.deviations(paper_config(), splits)
+    achieved = dev[dev.kind == "achieved"].set_index("aspect")
+    assert set(achieved.index) == {"CELEB/train images", "FS-I/test images"}
+    assert achieved.loc["CELEB/train images", "study"] == "16,000"
+    assert achieved.loc["CELEB/train images", "here"] == "10,380 of 16,000 configured"
+    assert achieved.loc["FS-I/test images", "here"] == "0 of 2,000 configured"
+    assert dev[dev.kind == "scale"].empty
+
+
+def test_paper_config_lists_every_choice_the_paper_does_not_state():
+    dev = R.deviations(paper_config())
+    assert {"faces per training-side video", "frames without a face", "which face", "face detection",
+            "BatchNormalization in transfer", "Celeb-DF v1 (CELEB-M)"} <= set(dev.aspect)
+    here = dev.set_index("aspect")["here"]
+    assert "20 evenly spaced frames" in here["faces per training-side video"] and "1.3x" in here["face detection"]
+
+
 def test_config_hash_is_canonical():
     a = {"b": 1, "a": {"y": [1, 2], "x": None}}
     b = {"a": {"x": None, "y": [1, 2]}, "b": 1}

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 
 from dfstudy.datasets import celebdf
-from dfstudy.splits import (LeakageError, assign_video_splits, audit, make_splits, pack, planned_parts,
-                            source_levels)
+from dfstudy.splits import (LeakageError, ShortSplitError, assign_video_splits, audit, make_splits, pack,
+                            planned_parts, source_levels)
 from test_datasets import touch
 
 FRAMES = 10
 SIZES = {"train": 40, "val": 10, "test": 20, "finetune_own": 10, "finetune_per_unseen": 6,
-         "finetune_from": ["FS", "NT"], "val_share": 0.25}
+         "finetune_val_per_unseen": 4, "finetune_from": ["FS", "NT"], "val_share": 0.25}
 SOURCES = {"ffpp": {"adapter": "faceforensics", "root": "x"}, "dfd": {"adapter": "dfd", "root": "x"},
            "celebdf_v2": {"adapter": "celebdf", "root": "x"},
            "celebdf_v1": {"adapter": "celebdf", "root": "x", "identity_namespace": "celebdf1"}}
@@ -117,13 +117,13 @@ def test_train_val_test_are_video_and_identity_disjoint(splits):
 
 def test_audit_passes_and_fails_on_a_planted_leak(splits):
     parts, _ = splits
-    report = audit(parts, DATASETS, TRAINSETS)
+    report = audit(parts, DATASETS, TRAINSETS, SOURCES)
     assert report["ok"].all()
     leaked = dict(parts)
     stolen = parts[("FS", "test")].iloc[:1]
     leaked[("F2F", "train")] = pd.concat([parts[("F2F", "train")], stolen])
     with pytest.raises(LeakageError, match="FS"):
-        audit(leaked, DATASETS, TRAINSETS)
+        audit(leaked, DATASETS, TRAINSETS, SOURCES)
 
 
 def test_same_identity_sets_use_training_identities_but_no_training_image(splits):
@@ -159,13 +159,33 @@ def test_same_seed_gives_identical_lists_and_another_seed_differs(manifests, spl
     assert any(first[k].to_csv(index=False) != other[k].to_csv(index=False) for k in first)
 
 
-def test_short_pool_shrinks_balanced(manifests):
+def test_a_short_part_stops_naming_the_pool_and_the_keys(manifests):
     sizes = {**SIZES, "test": 1000}
+    with pytest.raises(ShortSplitError) as err:
+        make_splits(manifests, SOURCES, DATASETS, TRAINSETS, sizes, seed=7)
+    message = str(err.value)
+    assert "DFD/test: 1,000 images requested, 120 achieved" in message
+    assert "real images (60 in the pool)" in message and "raise preprocess.frames_per_video or lower splits.test" in message
+    assert "FS-I/test" in message and "preprocess.frames_per_training_video" in message  # reals of training videos
+    assert "splits.allow_short" in message
+
+
+def test_allow_short_shrinks_balanced_and_records_the_shortfall(manifests):
+    sizes = {**SIZES, "test": 1000, "allow_short": True}
     parts, summary = make_splits(manifests, SOURCES, DATASETS, TRAINSETS, sizes, seed=7)
     dfd = parts[("DFD", "test")]
     assert len(dfd) == 120 and dfd["label"].sum() * 2 == len(dfd)
     row = summary[(summary["dataset"] == "DFD") & (summary["part"] == "test")].iloc[0]
-    assert row["requested"] == 1000 and row["actual"] == len(dfd)
+    assert row["requested"] == 1000 and row["actual"] == len(dfd) and "ran dry" in row["shortfall"]
+    met = summary[(summary["dataset"] == "CELEB") & (summary["part"] == "train")].iloc[0]
+    assert met["actual"] == met["requested"] and met["shortfall"] == ""
+
+
+def test_an_empty_part_stops_even_when_short_parts_are_allowed(manifests):
+    sizes = {**SIZES, "test": 1000, "allow_short": True}
+    manifests = {**manifests, "dfd": manifests["dfd"][manifests["dfd"]["label"] == 0]}
+    with pytest.raises(ShortSplitError, match=r"empty: DFD/test"):
+        make_splits(manifests, SOURCES, DATASETS, TRAINSETS, sizes, seed=7)
 
 
 def test_celeb_videos_mixing_test_identities_are_dropped():
@@ -184,7 +204,7 @@ def test_a_source_is_as_strict_as_its_strictest_dataset():
     videos = pd.DataFrame({"source": "c", "video_id": ["a", "b"], "identities": ["c:id0", "c:id0"],
                            "official_split": ["test", ""], "label": [0, 0]})
     split, dropped = assign_video_splits(videos, val_share=0.5, seed=1, disjoint="video")
-    assert list(split) == ["test", "train"] and dropped["shares an identity with a test video"] == 0
+    assert list(split) == ["test", "train"] and not any(dropped.values())
 
 
 def with_celeb_level(level):
@@ -226,23 +246,21 @@ def test_celeb_video_level_trains_on_the_other_videos_of_test_list_celebrities(t
     assert len(train) == SIZES["train"] and ids(train[train["label"] == 1]) & ids(listed)
     assert not summary["part"].str.startswith("celebdf_v2: shares an identity").any()
     assert set(summary.loc[summary["dataset"] == "CELEB", "disjoint"]) == {"video"}
-    report = audit(parts, datasets, TRAINSETS)
+    report = audit(parts, datasets, TRAINSETS, SOURCES)
     row = report[(report["trainset"] == "CELEB") & (report["test_set"] == "CELEB")].iloc[0]
     assert report["ok"].all() and row["disjoint"] == "video"
     assert row["videos"] == row["images"] == 0 and row["identities"] > 0  # people shared, videos not
 
 
 def test_celeb_identity_level_drops_every_named_video_outside_the_test_list(tmp_path):
-    index, datasets, parts, summary = real_celebdf_splits(tmp_path, "identity")
-    listed = index[index["official_split"] == "test"]
-    for part in ("train", "val", "finetune"):
-        assert not ids(parts[("CELEB", part)]) & ids(listed), part
-    # every celebrity is in the test list: only anonymous YouTube-real videos remain, so no fakes to train on
-    assert len(parts[("CELEB", "train")]) == 0
+    index = celebdf(real_celebdf_tree(tmp_path / "Celeb-DF-v2"), source="celebdf_v2")
+    split, dropped = assign_video_splits(index, val_share=0.25, seed=7, disjoint="identity")
     named_unlisted = (index["official_split"] == "") & (index["identities"] != "")
-    dropped = summary.set_index("part").loc["celebdf_v2: shares an identity with a test video", "actual"]
-    assert dropped == named_unlisted.sum() == 24
-    assert audit(parts, datasets, TRAINSETS)["ok"].all()
+    assert dropped["shares an identity with a test video"] == named_unlisted.sum() == 24
+    assert not (split[named_unlisted] != "").any()
+    # every celebrity is in the test list: only anonymous YouTube-real videos remain, so no fakes to train on
+    with pytest.raises(ShortSplitError, match=r"empty: .*CELEB/train"):
+        real_celebdf_splits(tmp_path, "identity")
 
 
 def test_pack_decodes_pngs_to_uint8(tmp_path):
@@ -259,3 +277,83 @@ def test_pack_decodes_pngs_to_uint8(tmp_path):
     assert arrays["images"].dtype == np.uint8 and arrays["images"].shape == (3, 8, 8, 3)
     assert tuple(arrays["images"][2, 0, 0]) == (20, 20, 200)
     assert list(arrays["labels"]) == [0, 1, 1]
+
+
+# Celeb-DF v1 re-uses v2's videos: with one namespace, v1's id0_0000 is v2's id0_0000
+SHARED = {**SOURCES, "celebdf_v1": {"adapter": "celebdf", "root": "x", "identity_namespace": "celebdf"}}
+
+
+@pytest.fixture(scope="module")
+def shared_splits(manifests):
+    """Celeb-DF v1 as copies of v2's videos of people 4-9, all outside v2's test list (people 0-3)."""
+    v2 = manifests["celebdf_v2"]
+    people = v2["identities"].map(lambda s: bool(s) and all(int(i.split(":id")[1]) in range(4, 10) for i in s.split("|")))
+    v1 = v2[people].copy()
+    for column in ("video_id", "image_id"):
+        v1[column] = v1[column].str.replace("celebdf_v2:", "celebdf_v1:")
+    v1["source"] = "celebdf_v1"
+    return make_splits({**manifests, "celebdf_v1": v1}, SHARED, DATASETS, TRAINSETS, SIZES, seed=7)
+
+
+def names(table):
+    return set(table["video_id"].str.split(":", n=1).str[1])
+
+
+def test_celeb_m_reserves_shared_videos_and_celeb_never_sees_them(shared_splits, manifests):
+    parts, _ = shared_splits
+    celeb_m = parts[("CELEB-M", "test")]
+    seen = pd.concat([parts[("CELEB", p)] for p in ("train", "val", "finetune", "finetune_val")])
+    assert len(celeb_m) == SIZES["test"]
+    assert not names(celeb_m) & names(seen)
+    # every v1 video is one v2 trains on unless it is reserved for CELEB-M
+    assert names(celeb_m) <= names(manifests["celebdf_v2"])
+    assert audit(parts, DATASETS, TRAINSETS, SHARED)["ok"].all()
+
+
+def with_rows(parts, key, rows):
+    return {**parts, key: pd.concat([parts[key], rows], ignore_index=True)}
+
+
+def test_audit_sees_the_same_video_under_two_sources(shared_splits):
+    parts, _ = shared_splits
+    celeb_m = parts[("CELEB-M", "test")]
+    row = celeb_m[celeb_m["video_id"].str.contains("Celeb-real/")].iloc[:1]  # a v2 training-side video, reserved
+    name = row["video_id"].iloc[0].split(":", 1)[1]
+    twin = row.assign(video_id=f"celebdf_v2:{name}", image_id=f"celebdf_v2:{name}#99")  # v2's copy, another frame
+    with pytest.raises(LeakageError) as err:
+        audit(with_rows(parts, ("CELEB", "train"), twin), DATASETS, TRAINSETS, SHARED)
+    rows = str(err.value).splitlines()[2:]
+    assert len(rows) == 1 and rows[0].split()[:2] == ["CELEB", "CELEB-M"]  # a video-only leak, across sources
+
+
+def test_audit_catches_an_identity_only_leak(splits):
+    parts, _ = splits
+    person = sorted(ids(parts[("FS", "test")]))[0]
+    stranger = pd.DataFrame([{"image_id": "ffpp:youtube/new#0", "video_id": "ffpp:youtube/new",
+                              "identities": person, "label": 0, "image_path": ""}])
+    with pytest.raises(LeakageError) as err:
+        audit(with_rows(parts, ("F2F", "train"), stranger), DATASETS, TRAINSETS, SOURCES)
+    bad = str(err.value)
+    assert "FS " in bad or "FS\n" in bad or " FS " in bad
+    assert "FS-I" not in bad and "NT-I" not in bad  # image-level sets allow shared people
+
+
+def test_audit_catches_a_val_video_in_train(splits):
+    parts, _ = splits
+    row = parts[("CELEB", "val")].iloc[:1]
+    again = row.assign(image_id=row["image_id"] + "x")
+    with pytest.raises(LeakageError, match=r"CELEB \(val vs train\)"):
+        audit(with_rows(parts, ("CELEB", "train"), again), DATASETS, TRAINSETS, SOURCES)
+
+
+def test_finetune_validation_adds_each_finetune_sets_validation_videos(splits, manifests):
+    parts, _ = splits
+    ffpp = manifests["ffpp"].drop_duplicates("video_id").set_index("video_id")["official_split"]
+    for name in TRAINSETS:
+        ft_val, val = parts[(name, "finetune_val")], parts[(name, "val")]
+        assert ft_val["image_id"].is_unique and set(val["image_id"]) <= set(ft_val["image_id"])
+        extra = ft_val[~ft_val["image_id"].isin(val["image_id"])]
+        assert len(extra) == 2 * SIZES["finetune_val_per_unseen"] and extra["label"].sum() * 2 == len(extra)
+        assert (extra["video_id"].map(ffpp) == "val").all()
+        methods = extra.loc[extra["label"] == 1, "video_id"].str.split("[:/]", regex=True).str[1]
+        assert set(methods) == {"FaceSwap", "NeuralTextures"}

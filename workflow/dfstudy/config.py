@@ -21,10 +21,16 @@ class ConfigError(ValueError):
 
 def check_config(config: dict) -> None:
     """Raise ConfigError for dangling names, impossible sizes and missing dataset roots."""
+    from dfstudy.datasets import ADAPTER_METHODS
+
     sources, datasets = config["sources"], config["datasets"]
     for name, spec in datasets.items():
         if spec["source"] not in sources:
             raise ConfigError(f"datasets.{name}.source: unknown source '{spec['source']}' (known: {', '.join(sources)})")
+        methods = ADAPTER_METHODS[sources[spec["source"]]["adapter"]]
+        if spec["method"] not in methods:
+            raise ConfigError(f"datasets.{name}.method: '{spec['method']}' is not a method of source "
+                              f"'{spec['source']}' (its methods: {', '.join(methods)})")
         if spec["role"] in ("specialised", "same_identity"):
             if spec.get("trainset") not in datasets or datasets[spec["trainset"]]["role"] != "train":
                 raise ConfigError(f"datasets.{name}.trainset: must name a dataset with role 'train', got {spec.get('trainset')!r}")
@@ -38,6 +44,9 @@ def check_config(config: dict) -> None:
     for arch in detectors["architectures"]:
         if arch not in detectors["learning_rate"]:
             raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}'")
+    for arch in detectors["loss"]:
+        if arch not in detectors["architectures"]:
+            raise ConfigError(f"detectors.loss: '{arch}' is not in detectors.architectures")
     for arch in detectors["epochs_per_architecture"] or {}:
         if arch not in detectors["architectures"]:
             raise ConfigError(f"detectors.epochs_per_architecture: '{arch}' is not in detectors.architectures")

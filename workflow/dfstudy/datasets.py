@@ -142,6 +142,9 @@ def folder(root, source="folder", **_):
 
 
 ADAPTERS = {"faceforensics": faceforensics, "dfd": dfd, "celebdf": celebdf, "folder": folder}
+# the fake methods (the ``method`` of its fake videos) each adapter can give a dataset
+ADAPTER_METHODS = {"faceforensics": FFPP_METHODS, "dfd": ("DeepFakeDetection",), "celebdf": ("Celeb-synthesis",),
+                   "folder": ("fake",)}
 
 
 def index_videos(source: str, spec: dict) -> pd.DataFrame:

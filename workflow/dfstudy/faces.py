@@ -3,8 +3,9 @@
 For every video, ``n_frames`` frames evenly spaced over its whole length are taken; in each the face is
 found with face_recognition's dlib HOG detector (on a downscaled copy, for speed), aligned with the 68
 landmarks so that the eyes are level, cropped square with a margin and resized. A target frame without a
-usable face is replaced by the next frame that has one (up to the next target frame), as the study says;
-a video that yields no crop at all is recorded as skipped, with the reason.
+usable face is replaced by the next frame that has one, as the study says (the search carries over into the
+following segments, so a video yields its full count whenever enough of its frames hold a face); a video
+that yields no crop at all is recorded as skipped, with the reason.
 
 Two commands, one module::
 
@@ -285,7 +286,13 @@ def _mask_from_frame(mask_bgr: np.ndarray) -> np.ndarray:
 
 
 def _scan(video_path, targets, size, max_tries, mask_path, align_kwargs):
-    """One sequential pass: returns faces, skipped frames, number of frames read."""
+    """One sequential pass: returns faces, skipped frames, number of frames read.
+
+    A target is owed from its frame on until a frame yields a face; the first frame with a face fills
+    the oldest owed target. A target left unfilled in its own segment stays owed into the next ones, so
+    a video whose face shows only in its second half still yields one crop per target whenever enough
+    frames hold a face (the replacements then sit next to each other).
+    """
     cap = _open_capture(video_path)
     mcap = _open_capture(mask_path) if mask_path else None
     if mcap is not None and not mcap.isOpened():
@@ -297,23 +304,18 @@ def _scan(video_path, targets, size, max_tries, mask_path, align_kwargs):
     try:
         if not cap.isOpened():
             return faces, skipped, 0
-        k = -1  # current target segment
-        found = False
-        tries = 0
-        reasons: list[str] = []
+        owed: list[int] = []  # targets reached and not filled, oldest first
+        reasons: dict[int, list[str]] = {}  # per owed target, why the frames tried for it failed
+        tries = 0  # frames tried for the oldest owed target
+        pending = 0  # next target not yet reached
         limit = max_tries if max_tries else None
-
-        def close_segment():
-            if k >= 0 and not found:
-                skipped.append({"frame": targets[k], "reason": _most_informative(reasons) if reasons else UNREADABLE})
-
         pos = 0
         while True:
-            if k + 1 < len(targets) and pos >= targets[k + 1]:
-                close_segment()
-                k += 1
-                found, tries, reasons = False, 0, []
-            wanted = k >= 0 and not found and (limit is None or tries < limit)
+            while pending < len(targets) and pos >= targets[pending]:
+                owed.append(targets[pending])
+                reasons[targets[pending]] = []
+                pending += 1
+            wanted = bool(owed) and (limit is None or tries < limit)
             if wanted:
                 ok, frame = cap.read()
             else:
@@ -338,15 +340,17 @@ def _scan(video_path, targets, size, max_tries, mask_path, align_kwargs):
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 crop, info = align_face(rgb, size, mask=mask, **align_kwargs)
                 if crop is None:
-                    reasons.append(info)
+                    for t in owed:
+                        reasons[t].append(info)
                 else:
-                    info = dict(info, target=targets[k])
-                    faces.append({"frame": pos, "crop": crop, "info": info})
-                    found = True
+                    target = owed.pop(0)
+                    faces.append({"frame": pos, "crop": crop, "info": dict(info, target=target)})
+                    tries = 0
             pos += 1
-        close_segment()
+        for t in owed:
+            skipped.append({"frame": t, "reason": _most_informative(reasons[t]) if reasons[t] else UNREADABLE})
         # Targets never reached (the stream ended early); the caller retries with the true length.
-        for t in targets[k + 1 :]:
+        for t in targets[pending:]:
             skipped.append({"frame": t, "reason": UNREADABLE})
     finally:
         cap.release()
@@ -379,8 +383,8 @@ def extract_faces(
     """Aligned face crops from ``n_frames`` frames evenly spaced over a video.
 
     The video is read sequentially (frame indices are counted here, not taken from the container). For
-    each target of :func:`frame_indices`, if it has no usable face, the following frames are tried up
-    to the next target and the first with a face is kept. ``CAP_PROP_FRAME_COUNT`` is only a first
+    each target of :func:`frame_indices`, if it has no usable face, the following frames are tried (past the
+    next target if need be) and the first with a face is kept. ``CAP_PROP_FRAME_COUNT`` is only a first
     guess: if the stream turns out to have a different length, the targets are recomputed from the
     frames actually read and the video is read once more.
 
@@ -396,7 +400,7 @@ def extract_faces(
         Video of manipulation masks, frame-synchronous with ``video_path`` (e.g. FaceForensics++
         ``masks/videos``); its frames are passed to :func:`align_face` as ``mask``.
     max_tries : int, optional
-        At most this many frames tried per target (None: all frames up to the next target).
+        At most this many frames tried per target (None: every following frame until one has a face).
     **align_kwargs
         ``margin``, ``detect_width``, ``upsample``, ``min_face`` for :func:`align_face`.
 
@@ -506,6 +510,7 @@ def process_videos(
     n_frames: int,
     size: int,
     threads: int = 1,
+    training_frames: int | None = None,
     **kw,
 ) -> pd.DataFrame:
     """Extract face crops for a table of videos (one shard) and return its manifest.
@@ -519,6 +524,10 @@ def process_videos(
         Crops go to ``out_dir/<safe video id>/<frame:05d>.png``; created even for an empty table.
     n_frames, size : int
         Frames per video and crop side.
+    training_frames : int, optional
+        Frames per video for videos outside the official test split (those that may feed training,
+        validation and fine-tuning): the study's image counts need more than 10 faces from each of them
+        at the real datasets' video counts. None: ``n_frames`` for every video.
     threads : int
         Worker processes (1 = in this process).
     **kw
@@ -547,7 +556,8 @@ def process_videos(
         if "mask_path" in rec:
             mp = rec["mask_path"]
             rec["_mask_path"] = mp if isinstance(mp, str) and mp else None
-        tasks.append((rec, str(out_dir), int(n_frames), int(size), kw))
+        frames = training_frames if training_frames and rec["official_split"] != "test" else n_frames
+        tasks.append((rec, str(out_dir), int(frames), int(size), kw))
 
     results: list[list[dict]] = []
     bar = tqdm(total=len(tasks), desc=f"faces {out_dir.name}", unit="video", file=sys.stderr)
@@ -747,6 +757,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out-dir", required=True, help="directory for the PNG crops of this shard")
     p.add_argument("--manifest", required=True, help="shard manifest (Parquet)")
     p.add_argument("--frames", type=int, default=10, help="frames per video")
+    p.add_argument("--frames-training", type=int, default=0,
+                   help="frames per video outside the official test split (0 = --frames)")
     p.add_argument("--size", type=int, default=256, help="crop side in pixels")
     p.add_argument("--margin", type=float, default=0.3, help="face box enlargement (0.3 = 1.3x)")
     p.add_argument("--detect-width", type=int, default=480, help="detect on a copy this wide (0 = full size)")
@@ -764,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shard,
         a.out_dir,
         n_frames=a.frames,
+        training_frames=a.frames_training or None,
         size=a.size,
         threads=a.threads,
         margin=a.margin,

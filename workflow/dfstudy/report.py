@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 TABLES = ("table4", "table5", "table6", "table7")
-SPLIT_PARTS = ("train", "val", "test", "finetune")
+SPLIT_PARTS = ("train", "val", "test", "finetune", "finetune_val")
 SETUP_TABLES = ("sources", "datasets", "detectors", "deviations")  # also written as CSV for Snakemake's report
 MAX_WIDTH = 1800  # px; figures are drawn at 300 dpi, more than a screen needs
 
@@ -77,6 +77,8 @@ PAPER_SCALE = (
     ("splits.finetune_own", 2000, "fine-tuning images from the detector's training set"),
     ("splits.finetune_per_unseen", 1000, "fine-tuning images from each of FS and NT"),
     ("splits.finetune_from", ["FS", "NT"], "unseen sets that feed fine-tuning"),
+    ("splits.finetune_val_per_unseen", 1000, "validation images from each of FS and NT added for fine-tuning "
+     "(not stated in the study; its code validated fine-tuning on both)"),
     ("splits.val", 2000, "validation images (not stated in the study; our paper-scale choice)"),
     ("splits.test", 2000, "test images per dataset"),
     ("detectors.architectures", ["MesoNet", "MesoInception", "ShallowNet", "XceptionNet", "EfficientNet"],
@@ -88,7 +90,11 @@ PAPER_SCALE = (
     ("detectors.epochs_per_architecture", None, "epochs set per architecture (the study: the same for all)"),
     ("detectors.learning_rate", {"MesoNet": 0.001, "MesoInception": 0.001, "ShallowNet": 0.00005,
                                  "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates"),
-    ("detectors.batch_size", 64, "batch size (not stated in the study; its code used 64)"),
+    ("detectors.batch_size", {"original": 32, "finetune": 64},
+     "batch size (not stated in the study; its code: Keras' default 32 from scratch, 64 fine-tuning)"),
+    ("detectors.loss", {"MesoNet": "mean_squared_error", "MesoInception": "mean_squared_error"},
+     "training loss (not stated in the study; its code: mean squared error for the Meso networks, "
+     "binary cross-entropy for the rest)"),
     ("detectors.bn_momentum", None, "BatchNormalization momentum (null: Keras' 0.99, as the study's code)"),
     ("detectors.recalibrate_bn", False, "BatchNormalization statistics re-estimated with dropout off after "
      "every epoch (the study: no)"),
@@ -114,7 +120,34 @@ DECISIONS = (
      or None),
     ("validation set", "not stated",
      lambda c: f"{c['splits']['val']} images from the training set's validation videos (FF++ official "
-               f"val pairs; Celeb-DF: {100 * c['splits'].get('val_share', 0.1):g} % of identities held out)"),
+               f"val pairs; Celeb-DF: {100 * c['splits'].get('val_share', 0.1):g} % of its videos, or of its "
+               "people where it is identity-disjoint, held out)"),
+    ("faces per training-side video", "10 frames per video",
+     lambda c: (f"{c['preprocess']['frames_per_training_video']} evenly spaced frames from each video outside "
+                f"the official test split of a source that feeds training, {c['preprocess']['frames_per_video']} "
+                "elsewhere: at the real datasets' counts 10 faces per video cannot fill the study's sizes "
+                "(FF++ has 720 training originals for 12,000 real training-side images)")
+     if c["preprocess"].get("frames_per_training_video") else None),
+    ("frames without a face", "replaced by the next frame with a face (the paper does not say how far)",
+     lambda c: "the search carries on past the next target frame, so a video yields its full count whenever "
+               "enough of its frames hold a face; replacements then sit next to each other"),
+    ("which face", "not stated",
+     lambda c: "fakes: the face inside the manipulation mask where the dataset ships masks (FF++, DFD); "
+               "otherwise, and for reals, the largest face"),
+    ("face detection", "face_recognition (dlib HOG + 68 landmarks); sizes not stated",
+     lambda c: (f"on a copy downscaled to {c['preprocess'].get('detect_width', 480)} px wide (speed), box "
+                f"enlarged {1 + c['preprocess'].get('margin', 0.3):g}x, faces under "
+                f"{c['preprocess'].get('min_face', 40)} px skipped")),
+    ("BatchNormalization in transfer", "not stated",
+     lambda c: "frozen with the other frozen layers (inference mode), as the study's code freezes it"),
+    ("Celeb-DF v1 (CELEB-M)", "other videos than CELEB's",
+     lambda c: "Celeb-DF v1 re-uses Celeb-DF v2 videos: with a shared identity namespace, a v1 video counts "
+               "as the v2 video of the same name; enough shared videos for CELEB-M are reserved (seeded) before "
+               "CELEB's parts are drawn, and the audit compares videos across the two sources"
+     if any(s.get("role") == "specialised" for s in c["datasets"].values()) else None),
+    ("short splits", "every part at its size",
+     lambda c: "splits.allow_short is set: parts smaller than configured are used as they are (see the "
+               "achieved sizes)" if c["splits"].get("allow_short") else None),
     ("FS-I / NT-I real images", "not stated",
      lambda c: "real frames of the F2F training originals that were not used for training or fine-tuning"),
     ("faceless videos", "not stated",
@@ -173,17 +206,37 @@ def _show(v) -> str:
     return "—" if v is None else str(v)
 
 
-def deviations(config: dict) -> pd.DataFrame:
-    """Every way this run departs from the study's protocol, computed from the resolved config.
+# The study's size of each part (STUDY.md "Samples"; val and finetune_val: our reading of its code)
+STUDY_PART_SIZES = {"train": 16000, "val": 2000, "test": 2000, "finetune": 4000, "finetune_val": 4000}
+
+
+def achieved_deviations(splits: pd.DataFrame) -> list[dict]:
+    """One row per split part whose achieved size differs from the study's (``results/splits/summary.csv``)."""
+    rows = []
+    made = splits[splits["dataset"].fillna("") != ""] if "dataset" in splits else splits.iloc[0:0]
+    for r in made.itertuples():
+        study = STUDY_PART_SIZES.get(r.part)
+        if study is None or int(r.actual) == study:
+            continue
+        asked = "" if int(r.actual) == int(r.requested) else f" of {int(r.requested):,} configured"
+        rows.append(dict(kind="achieved", aspect=f"{r.dataset}/{r.part} images", config="splits", study=f"{study:,}",
+                         here=f"{int(r.actual):,}{asked}", ratio=int(r.actual) / study))
+    return rows
+
+
+def deviations(config: dict, splits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every way this run departs from the study's protocol, from the resolved config and, where given,
+    the sizes the splits achieved.
 
     Returns
     -------
     DataFrame
-        ``kind`` (scale / data / decision), ``aspect``, ``config`` (key), ``study``, ``here``,
+        ``kind`` (data / achieved / scale / decision), ``aspect``, ``config`` (key), ``study``, ``here``,
         ``ratio`` (here / study for numbers, else NaN). Scale rows appear only where the config differs
-        from the study; decisions appear where they apply to this run.
+        from the study; achieved rows where a part's size differs from the study's, whatever the config
+        asked; decisions where they apply to this run.
     """
-    rows = []
+    rows = [] if splits is None else achieved_deviations(splits)
     for key, study, what, *effective in PAPER_SCALE:
         try:
             here = effective[0](config) if effective else _get(config, key)
@@ -200,7 +253,7 @@ def deviations(config: dict) -> pd.DataFrame:
         if here:
             kind = "data" if aspect in ("data", "compression") else "decision"
             rows.append(dict(kind=kind, aspect=aspect, config="", study=study, here=here, ratio=np.nan))
-    order = {"data": 0, "scale": 1, "decision": 2}
+    order = {"data": 0, "achieved": 1, "scale": 2, "decision": 3}
     out = pd.DataFrame(rows, columns=["kind", "aspect", "config", "study", "here", "ratio"])
     return out.sort_values("kind", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
 
@@ -592,6 +645,7 @@ class ReportData:
     sources: pd.DataFrame = field(default_factory=pd.DataFrame)
     datasets: pd.DataFrame = field(default_factory=pd.DataFrame)
     split_notes: list[str] = field(default_factory=list)
+    splits: pd.DataFrame = field(default_factory=pd.DataFrame)  # results/splits/summary.csv
     detectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
     cv_ap: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -773,7 +827,7 @@ def _setup_kv(d: ReportData) -> list[tuple[str, str]]:
 
 def _render_html(d: ReportData) -> str:
     findings = _findings_list(d)
-    dev = deviations(d.config)
+    dev = deviations(d.config, d.splits)
     p = []
     add = p.append
     add("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -850,8 +904,10 @@ def _render_html(d: ReportData) -> str:
                 f"<figcaption><b>{_e(f['title'])}.</b> {_e(f['caption'])}</figcaption></figure>")
 
     add('<h2 id="deviations">Deviations from the study\'s protocol</h2>')
-    add("<p>Computed from the resolved configuration: <b>data</b> and <b>scale</b> rows appear where this run "
-        "differs from the study; <b>decision</b> rows say what we chose where the study is silent.</p>")
+    add("<p>Computed from the resolved configuration and the sizes the splits achieved: <b>data</b> and "
+        "<b>scale</b> rows appear where this run's configuration differs from the study, <b>achieved</b> rows "
+        "where a split part holds another number of images than the study's, whatever was configured; "
+        "<b>decision</b> rows say what we chose where the study is silent.</p>")
     add(_html_df(dev.assign(ratio=dev["ratio"].map(lambda r: f"{100 * r:.3g} %" if pd.notna(r) else "—")),
                  text_cols={"kind", "config", "ratio"}, wrap_cols={"aspect", "study", "here"}))
 
@@ -927,7 +983,7 @@ def _render_md(d: ReportData) -> str:
         out += [f"## {rq}", ""]
         for f in [f for f in d.figures if f["rq"] == rq]:
             out += [f"![{f['title']}]({f.get('link', f['path'])})", "", f"**{f['title']}.** {f['caption']}", ""]
-    dev = deviations(d.config)
+    dev = deviations(d.config, d.splits)
     out += ["## Deviations from the study's protocol", "",
             _md_df(dev.assign(ratio=dev["ratio"].map(lambda r: f"{100 * r:.3g} %" if pd.notna(r) else "—"))), ""]
     return "\n".join(out)
@@ -985,7 +1041,7 @@ def load(args) -> ReportData:
         config=config, tables=tables, versus=versus, findings=findings["findings"],
         findings_rq3=findings["findings_rq3"], findings_rq4=findings["findings_rq4"], figures=figures,
         sources=source_summary(manifests), datasets=dataset_summary(config.get("datasets", {}), manifests, splits),
-        split_notes=split_notes(splits), detectors=detector_summary(cards),
+        split_notes=split_notes(splits), splits=splits, detectors=detector_summary(cards),
         benchmarks=benchmark_summary(args.benchmarks),
         cv_ap=pd.read_csv(files["cv_ap"]) if "cv_ap" in files else pd.DataFrame(), env=environment())
 
@@ -1017,7 +1073,7 @@ def main(argv=None) -> None:
     data = load(args)
     page, text = study_report(data)
     setup = dict(sources=data.sources, datasets=data.datasets, detectors=data.detectors,
-                 deviations=deviations(data.config))
+                 deviations=deviations(data.config, data.splits))
     outputs = [(args.html, page), (args.md, text)]
     for name in SETUP_TABLES:
         path = getattr(args, f"{name}_csv")

@@ -3,26 +3,33 @@
 Rules (STUDY.md "Samples"):
 
 - A video's split comes from the dataset's official split (FF++ pairs, the Celeb-DF test list, DFD is
-  all test). Videos without one (Celeb-DF outside the test list) are split into train/val by identity:
-  identities are held out for validation (in a seeded order, until ``val_share`` of the real and of the
-  fake videos are covered); a video goes to val when all its identities are held out, to train when none
-  is, and is dropped when it mixes both. Videos whose identities also appear in a test video are dropped
-  from train and val when the source is identity-disjoint: the strictest ``disjoint`` level of the
-  datasets built from it (``identity`` by default). At ``video`` or ``image`` level a test video's people
-  may appear in train and val, never the test video itself. Every drop is counted in the summary.
+  all test). Videos without one (Celeb-DF outside the test list) are split into train/val at the
+  source's level (``source_levels``: the strictest ``disjoint`` of the datasets built from it):
+  at ``identity`` level identities are held out for validation (in a seeded order, until ``val_share``
+  of the real and of the fake videos are covered), a video goes to val when all its identities are held
+  out, to train when none is, and is dropped when it mixes both; videos whose people also appear in a
+  test video are dropped too. At ``video`` or ``image`` level ``val_share`` of each class's videos go to
+  val (seeded) and nothing is dropped: a test video's people may appear in train and val, never the
+  test video itself. Every drop is counted in the summary with its reason.
 - Every part is balanced 50 % real / 50 % fake and spread over videos (round-robin in a seeded order).
-- Training sets get ``train``, ``val``, ``test`` and ``finetune`` (images of its own training videos that
+- Training sets get ``train``, ``val``, ``test``, ``finetune`` (images of its own training videos that
   are not in ``train``, plus ``finetune_per_unseen`` images from the training videos of each
-  ``finetune_from`` set). Unseen sets get ``test``.
+  ``finetune_from`` set) and ``finetune_val`` (its ``val`` plus ``finetune_val_per_unseen`` images from
+  the validation videos of each ``finetune_from`` set: the study's code picks the fine-tuned detectors'
+  best epoch on both). Unseen sets get ``test``.
 - Same-identity sets (FS-I, NT-I): fakes of the method from training pairs that do *not* feed fine-tuning;
   reals are frames of the trainset's training videos that no ``train``/``finetune`` part used (the study is
   silent on their reals; this is our reading).
-- Specialised sets (CELEB-M): any video of their source not in the trainset's train/val videos; when both
-  sources share an identity namespace (Celeb-DF v1 is largely contained in v2) videos are matched by name.
+- Specialised sets (CELEB-M): any video of their source that the trainset never trains or validates on.
+  When both sources share an identity namespace (Celeb-DF v1 re-uses v2's videos) a video is the same
+  video in both (``video_key``); enough of the shared videos to fill the set are reserved for it (seeded)
+  before the trainset's parts are drawn, so neither runs dry.
 
-If a pool is too small for the configured size, the part shrinks (still balanced) and the summary says so.
-The audit then checks, for every detector's training material (train, val, finetune of its trainset) and
-every set it is evaluated on, that no identity / video / image (the set's ``disjoint`` level) is shared.
+A part smaller than configured is an error (``ShortSplitError``) that names the dataset, the part, the
+sizes, the pool that ran dry and the config keys that fix it, unless ``splits.allow_short`` is set; an
+empty part is an error either way. The audit then checks, for every detector's training material (train,
+val, finetune, finetune_val of its trainset) and every set it is evaluated on, that no identity / video /
+image (the set's ``disjoint`` level) is shared, comparing videos by ``video_key`` across sources.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import argparse
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +49,12 @@ log = logging.getLogger(__name__)
 PART_COLUMNS = ["image_id", "video_id", "identities", "label", "image_path"]
 DEFAULT_NAMESPACES = {"faceforensics": "ffpp", "dfd": "dfd", "celebdf": "celebdf", "folder": ""}
 LEVELS = ("image", "video", "identity")  # what a test set shares with no training image, weakest first
+TRAINSET_PARTS = ("train", "val", "test", "finetune", "finetune_val")
+SEEN_PARTS = ("train", "val", "finetune", "finetune_val")  # what a detector learns from or is selected on
+# Where a part's images come from, for the message of a short part: test parts read the videos outside
+# training (preprocess.frames_per_video faces each), the others the training-side videos.
+SUPPLY_KEY = {"test": "preprocess.frames_per_video"}
+TRAINING_SUPPLY_KEY = "preprocess.frames_per_training_video"
 
 
 def disjoint_level(spec: dict) -> str:
@@ -52,12 +66,16 @@ class LeakageError(RuntimeError):
     """A test image shares a video or identity with a training or validation image."""
 
 
+class ShortSplitError(RuntimeError):
+    """A part holds fewer images than configured (or none); raised before any training."""
+
+
 def planned_parts(datasets: dict, trainsets: list[str]) -> list[tuple[str, str]]:
     """(dataset, part) pairs that the splitting stage writes."""
     parts = []
     for name, spec in datasets.items():
         if name in trainsets:
-            parts += [(name, p) for p in ("train", "val", "test", "finetune")]
+            parts += [(name, p) for p in TRAINSET_PARTS]
         elif spec["role"] in ("unseen", "specialised", "same_identity"):
             parts.append((name, "test"))
     return parts
@@ -81,6 +99,25 @@ def source_levels(datasets: dict) -> dict[str, str]:
     return levels
 
 
+def training_sources(datasets: dict, trainsets: list[str], finetune_from: list[str]) -> set[str]:
+    """Sources whose non-test videos feed training, validation or fine-tuning (and so give more faces)."""
+    return {datasets[n]["source"] for n in [*trainsets, *finetune_from] if n in datasets}
+
+
+def namespace(sources: dict, source: str) -> str:
+    """The namespace of a source's identities and videos (its own name where the adapter has none)."""
+    spec = sources[source]
+    return spec.get("identity_namespace") or DEFAULT_NAMESPACES[spec["adapter"]] or source
+
+
+def video_key(video_ids: pd.Series, sources: dict) -> pd.Series:
+    """Videos as ``namespace:name``: the same video under two sources that share a namespace (Celeb-DF v1
+    inside v2) gets one key, while video ids (``source:name``) differ."""
+    split = video_ids.str.split(":", n=1)
+    names = {s: namespace(sources, s) for s in split.str[0].unique()}
+    return split.str[0].map(names) + ":" + split.str[1]
+
+
 def _rng(seed: int, *keys: str) -> np.random.Generator:
     digest = hashlib.sha256("/".join(keys).encode()).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
@@ -94,20 +131,31 @@ def assign_video_splits(videos: pd.DataFrame, val_share: float, seed: int,
                         disjoint: str = "identity") -> tuple[pd.Series, dict]:
     """Split per video (train/val/test, or "" for dropped), and counts of dropped videos by reason.
 
-    ``disjoint`` is the source's level (``source_levels``): only at ``identity`` are videos of the test
-    videos' people dropped from train and val.
+    ``disjoint`` is the source's level (``source_levels``): at ``identity`` videos are held out for
+    validation by identity and videos of the test videos' people are dropped; at ``video`` or ``image``
+    level each class's videos are held out one by one and no video is dropped.
     """
     split = videos["official_split"].fillna("").copy()
+    unassigned = split == ""
+    if disjoint != "identity":
+        rng = _rng(seed, "val-videos", str(videos["source"].iloc[0]))
+        for label in (0, 1):
+            rows = np.flatnonzero((unassigned & (videos["label"] == label)).to_numpy())
+            held = rng.permutation(rows)[: int(round(val_share * len(rows)))]
+            split.iloc[rows] = "train"
+            split.iloc[held] = "val"
+        return split, {}
+
     ids = _identity_sets(videos["identities"])
 
     def identities_in(name):
         return set().union(*ids[split == name]) if (split == name).any() else set()
 
     dropped = {}
-    test_ids = identities_in("test") if disjoint == "identity" else set()
+    test_ids = identities_in("test")
     shared = (split != "test") & ids.map(lambda s: bool(s & test_ids))
     dropped["shares an identity with a test video"] = int(shared.sum())
-    unassigned = (split == "") & ~shared
+    unassigned &= ~shared
     split[shared] = "dropped"
     if unassigned.any():
         rng = _rng(seed, "val-identities", str(videos["source"].iloc[0]))
@@ -159,29 +207,65 @@ def sample_balanced(pool: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.
     return chosen.sort_values("image_id").reset_index(drop=True)
 
 
+class _Draws:
+    """Every sample drawn for a part, with its pool, so that a short part can say which pool ran dry."""
+
+    def __init__(self, seed: int):
+        self.seed, self.rows = seed, []
+
+    def draw(self, dataset, part, pool, n, size_key, supply_key, of=None, exclude=()):
+        """``n`` balanced images of ``pool`` (minus image ids in ``exclude``) for ``dataset/part``;
+        ``of`` names the dataset the images come from when it is not ``dataset`` (fine-tuning)."""
+        pool = pool[~pool["image_id"].isin(exclude)] if len(exclude) else pool
+        of = of or dataset
+        key = (dataset, part) if of == dataset else (dataset, part, of)
+        chosen = sample_balanced(pool, n, _rng(self.seed, *key))
+        self.rows.append({"dataset": dataset, "part": part, "from": of, "requested": n, "actual": len(chosen),
+                          "real_pool": int((pool["label"] == 0).sum()), "fake_pool": int((pool["label"] == 1).sum()),
+                          "size_key": size_key, "supply_key": supply_key})
+        return chosen
+
+    def shortfalls(self) -> list[dict]:
+        return [r for r in self.rows if r["actual"] < r["requested"]]
+
+
+def _shortfall_text(row: dict) -> str:
+    dry = [f"{name} images ({row[f'{name}_pool']:,} in the pool)" for name in ("real", "fake")
+           if row[f"{name}_pool"] < row["requested"] // 2]
+    source = "" if row["from"] == row["dataset"] else f" (its {row['from']} images)"
+    return (f"{row['dataset']}/{row['part']}{source}: {row['requested']:,} images requested, {row['actual']:,} achieved; "
+            f"ran dry: {' and '.join(dry) or 'balance'}; fix: raise {row['supply_key']} or lower {row['size_key']}")
+
+
 def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dict, trainsets: list[str],
                 sizes: dict, seed: int) -> tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame]:
-    """All parts of all datasets, and a summary (requested vs. actual sizes, dropped videos).
+    """All parts of all datasets, and a summary (requested vs. achieved sizes, dropped videos).
 
     ``manifests`` maps a source name to its face manifest (only ``status == "ok"`` rows are used).
+    ``sizes`` is the ``splits`` config. Raises ShortSplitError when a part falls short of its size
+    (unless ``sizes["allow_short"]``) or is empty.
     """
     videos, dropped_rows = {}, []
     levels = source_levels(datasets)
     for source, manifest in manifests.items():
         table = manifest.drop_duplicates("video_id")
         level = levels.get(source, "identity")
-        if level != "identity":
-            log.info("%s: train/val may share people with test videos (disjoint: %s)", source, level)
         split, dropped = assign_video_splits(table.reset_index(drop=True), sizes["val_share"], seed, level)
         videos[source] = dict(zip(table["video_id"], split))
         dropped_rows += [{"dataset": "", "part": f"{source}: {k}", "requested": 0, "actual": v}
                          for k, v in dropped.items() if v]
 
+    faces = {s: m[m["status"] == "ok"].assign(key=lambda m: video_key(m["video_id"], sources))
+             for s, m in manifests.items()}
+    reserved = _reserve_for_specialised(faces, videos, sources, datasets, sizes, seed)
+
     def images_of(name: str) -> pd.DataFrame:
         spec = datasets[name]
-        faces = manifests[spec["source"]]
-        faces = faces[(faces["status"] == "ok") & ((faces["label"] == 0) | (faces["method"] == spec["method"]))]
-        return faces.assign(split=faces["video_id"].map(videos[spec["source"]]))
+        pool = faces[spec["source"]]
+        pool = pool[(pool["label"] == 0) | (pool["method"] == spec["method"])]
+        if name in trainsets:  # shared videos kept for a specialised set never enter the trainset's parts
+            pool = pool[~pool["key"].isin(reserved)]
+        return pool.assign(split=pool["video_id"].map(videos[spec["source"]]))
 
     def pairs(table: pd.DataFrame) -> pd.Series:  # FF++ fakes a_b and b_a share one official pair
         return table["identities"].map(lambda s: "|".join(sorted(s.split("|"))))
@@ -197,50 +281,109 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
         finetune_videos[name] = set(fakes.loc[in_ft, "video_id"])
         identity_videos[name] = set(fakes.loc[~in_ft, "video_id"])
 
+    draws = _Draws(seed)
     parts: dict[tuple[str, str], pd.DataFrame] = {}
-    requested: dict[tuple[str, str], int] = {}
-
-    def put(name, part, pool, n):
-        parts[(name, part)] = sample_balanced(pool, n, _rng(seed, name, part))
-        requested[(name, part)] = n
-
+    training_key = TRAINING_SUPPLY_KEY
     for name in trainsets:
         pool = images_of(name)
         for part in ("train", "val", "test"):
-            put(name, part, pool[pool["split"] == part], sizes[part])
-        rest = pool[(pool["split"] == "train") & ~pool["image_id"].isin(parts[(name, "train")]["image_id"])]
-        own = sample_balanced(rest, sizes["finetune_own"], _rng(seed, name, "finetune-own"))
-        extra = [sample_balanced(_finetune_pool(images_of(u), finetune_videos[u]), sizes["finetune_per_unseen"],
-                                 _rng(seed, name, "finetune", u)) for u in sizes["finetune_from"]]
-        parts[(name, "finetune")] = pd.concat([own, *extra]).sort_values("image_id").reset_index(drop=True)
-        requested[(name, "finetune")] = sizes["finetune_own"] + sizes["finetune_per_unseen"] * len(sizes["finetune_from"])
+            parts[(name, part)] = draws.draw(name, part, pool[pool["split"] == part], sizes[part],
+                                             f"splits.{part}", SUPPLY_KEY.get(part, training_key))
+        # fine-tuning adds images the detector has not trained on; FF++-based sets share their reals, so
+        # each draw leaves out what the earlier ones took
+        chosen = [parts[(name, "train")]]
+        chosen.append(draws.draw(name, "finetune", pool[pool["split"] == "train"], sizes["finetune_own"],
+                                 "splits.finetune_own", training_key, exclude=chosen[0]["image_id"]))
+        for u in sizes["finetune_from"]:
+            chosen.append(draws.draw(name, "finetune", _finetune_pool(images_of(u), finetune_videos[u]),
+                                     sizes["finetune_per_unseen"], "splits.finetune_per_unseen", training_key,
+                                     of=u, exclude=pd.concat(chosen)["image_id"]))
+        parts[(name, "finetune")] = pd.concat(chosen[1:]).sort_values("image_id").reset_index(drop=True)
+        chosen = [parts[(name, "val")]]
+        for u in sizes["finetune_from"]:
+            chosen.append(draws.draw(name, "finetune_val", images_of(u)[lambda t: t["split"] == "val"],
+                                     sizes["finetune_val_per_unseen"], "splits.finetune_val_per_unseen",
+                                     training_key, of=u, exclude=pd.concat(chosen)["image_id"]))
+        parts[(name, "finetune_val")] = pd.concat(chosen).sort_values("image_id").reset_index(drop=True)
 
     for name, spec in datasets.items():
         if name in trainsets:
             continue
         pool = images_of(name)
         if spec["role"] == "unseen":
-            put(name, "test", pool[pool["split"] == "test"], sizes["test"])
+            pool = pool[pool["split"] == "test"]
         elif spec["role"] == "specialised":
-            put(name, "test", _specialised_pool(pool, name, spec, sources, datasets, parts), sizes["test"])
+            pool = _specialised_pool(pool, spec["trainset"], parts, sources)
         elif spec["role"] == "same_identity":
             trainset = spec["trainset"]
             used = pd.concat([parts[(trainset, "train")], parts[(trainset, "finetune")]])["image_id"]
             own = images_of(trainset)
             reals = own[(own["label"] == 0) & (own["split"] == "train") & ~own["image_id"].isin(used)]
             fakes = pool[(pool["label"] == 1) & pool["video_id"].isin(_identity_pool(name, spec, datasets, identity_videos))]
-            put(name, "test", pd.concat([reals, fakes]), sizes["test"])
+            pool = pd.concat([reals, fakes])
+        else:
+            continue
+        supply = training_key if spec["role"] == "same_identity" else SUPPLY_KEY["test"]
+        parts[(name, "test")] = draws.draw(name, "test", pool, sizes["test"], "splits.test", supply)
 
+    requested, short = {}, {}
+    for row in draws.rows:
+        key = (row["dataset"], row["part"])
+        requested[key] = requested.get(key, 0) + row["requested"]
+        if row["actual"] < row["requested"]:
+            short.setdefault(key, []).append(_shortfall_text(row))
+    for name in trainsets:  # finetune_val holds the val part, and its shortfall
+        requested[(name, "finetune_val")] = requested.get((name, "finetune_val"), 0) + requested[(name, "val")]
+        short[(name, "finetune_val")] = short.get((name, "val"), []) + short.get((name, "finetune_val"), [])
     summary = pd.DataFrame(
         [{"dataset": d, "part": p, "requested": requested[(d, p)], "actual": len(t),
           "videos": t["video_id"].nunique(), "fake": int(t["label"].sum()),
-          "disjoint": disjoint_level(datasets[d])} for (d, p), t in parts.items()]
+          "disjoint": disjoint_level(datasets[d]), "shortfall": "; ".join(short.get((d, p), []))}
+         for (d, p), t in parts.items()]
         + dropped_rows)
-    for (d, p), t in parts.items():
-        if len(t) < requested[(d, p)]:
-            log.warning("%s/%s: %d images requested, only %d available (balanced)", d, p, requested[(d, p)], len(t))
-        parts[(d, p)] = t[PART_COLUMNS]
+    empty = [f"{d}/{p}" for (d, p), t in parts.items() if len(t) == 0 and requested[(d, p)] > 0]
+    if draws.shortfalls() and (empty or not sizes.get("allow_short", False)):
+        lines = [_shortfall_text(r) for r in draws.shortfalls()]
+        raise ShortSplitError(
+            "splits fall short of their configured sizes" + (f" (empty: {', '.join(empty)})" if empty else "")
+            + ":\n  " + "\n  ".join(lines)
+            + ("" if empty else "\nset splits.allow_short: true to run with the achieved sizes (reported as deviations)"))
+    for row in draws.shortfalls():
+        log.warning("%s", _shortfall_text(row))
+    parts = {k: t[PART_COLUMNS] for k, t in parts.items()}
     return parts, summary
+
+
+def _reserve_for_specialised(faces, videos, sources, datasets, sizes, seed) -> set:
+    """Keys of videos that a specialised set shares with its trainset's source and keeps for itself.
+
+    Only where both sources share a namespace: for each class, the specialised set's videos that the
+    trainset can never use (its test videos, videos it dropped, videos it does not have) count first;
+    then shared training-side videos are reserved in a seeded order until the class can fill half of
+    ``splits.test``.
+    """
+    reserved: set = set()
+    for name, spec in datasets.items():
+        if spec["role"] != "specialised":
+            continue
+        train_source = datasets[spec["trainset"]]["source"]
+        if namespace(sources, spec["source"]) != namespace(sources, train_source):
+            continue
+        mine = faces[spec["source"]]
+        mine = mine[(mine["label"] == 0) | (mine["method"] == spec["method"])]
+        split_of = {k: videos[train_source][v] for k, v in
+                    zip(faces[train_source]["key"], faces[train_source]["video_id"])}
+        usable = mine["key"].map(lambda k: split_of.get(k, "") in ("train", "val"))
+        rng = _rng(seed, "reserve", name)
+        for label in (0, 1):
+            have = int(((mine["label"] == label) & ~usable).sum())
+            counts = mine[(mine["label"] == label) & usable].groupby("key").size()
+            for key in rng.permutation(counts.index.to_numpy()):
+                if have >= sizes["test"] // 2:
+                    break
+                reserved.add(key)
+                have += int(counts[key])
+    return reserved
 
 
 def _finetune_pool(images: pd.DataFrame, videos: set) -> pd.DataFrame:
@@ -261,34 +404,31 @@ def _identity_pool(name, spec, datasets, identity_videos) -> set:
                      f"(splits.finetune_from) so that its training pairs are split between fine-tuning and {name}")
 
 
-def _specialised_pool(pool, name, spec, sources, datasets, parts) -> pd.DataFrame:
-    trainset = spec["trainset"]
-    seen = pd.concat([parts[(trainset, "train")], parts[(trainset, "val")], parts[(trainset, "finetune")]])
-
-    def namespace(src):
-        return sources[src].get("identity_namespace") or DEFAULT_NAMESPACES[sources[src]["adapter"]]
-
-    if namespace(spec["source"]) == namespace(datasets[trainset]["source"]):
-        seen_names = set(seen["video_id"].str.split(":", n=1).str[1])
-        return pool[~pool["video_id"].str.split(":", n=1).str[1].isin(seen_names)]
-    return pool
+def _specialised_pool(pool, trainset, parts, sources) -> pd.DataFrame:
+    """A specialised set's images: every video of its source that its trainset never learns from or is
+    selected on, the same video under another source included (``video_key``)."""
+    seen = pd.concat([parts[(trainset, p)] for p in SEEN_PARTS])
+    return pool[~pool["key"].isin(set(video_key(seen["video_id"], sources)))]
 
 
-def audit(parts: dict[tuple[str, str], pd.DataFrame], datasets: dict, trainsets: list[str]) -> pd.DataFrame:
+def audit(parts: dict[tuple[str, str], pd.DataFrame], datasets: dict, trainsets: list[str],
+          sources: dict) -> pd.DataFrame:
     """Overlap counts between every detector's training material and every set it is tested on.
 
-    Raises LeakageError naming the offending sets when any required-disjoint overlap is non-zero.
+    Videos are compared by ``video_key``, so a video that two sources share (Celeb-DF v1 and v2) counts
+    as one. Raises LeakageError naming the offending sets when any required-disjoint overlap is non-zero.
     """
     rows = []
     for trainset in trainsets:
-        seen = pd.concat([parts[(trainset, p)] for p in ("train", "val", "finetune")])
+        seen = pd.concat([parts[(trainset, p)] for p in SEEN_PARTS])
         seen_ids = set().union(*_identity_sets(seen["identities"]))
+        seen_videos = set(video_key(seen["video_id"], sources))
         for name in evaluation_sets(datasets, trainset):
             test = parts[(name, "test")]
             level = disjoint_level(datasets[name])
             overlap = {
                 "images": len(set(test["image_id"]) & set(seen["image_id"])),
-                "videos": len(set(test["video_id"]) & set(seen["video_id"])),
+                "videos": len(set(video_key(test["video_id"], sources)) & seen_videos),
                 "identities": len(set().union(*_identity_sets(test["identities"])) & seen_ids),
             }
             required = {"image": ["images"], "video": ["images", "videos"],
@@ -310,9 +450,11 @@ def pack(part: pd.DataFrame) -> dict[str, np.ndarray]:
     """Decode a part's PNG crops once into the uint8 arrays training reads every epoch."""
     import cv2
 
+    if part.empty:  # make_splits never writes one; a hand-edited CSV must not reach training
+        raise ShortSplitError("an empty part cannot be packed: rerun make_splits")
     images = [cv2.cvtColor(cv2.imread(p, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in part["image_path"]]
     return {
-        "images": np.stack(images) if images else np.zeros((0, 0, 0, 3), np.uint8),
+        "images": np.stack(images),
         "labels": part["label"].to_numpy(np.uint8),
         "image_ids": part["image_id"].to_numpy(str),
         "video_ids": part["video_id"].to_numpy(str),
@@ -339,8 +481,11 @@ def main(argv=None):
     if args.command == "make":
         cfg = json.loads(args.config_json)
         manifests = {k: pd.read_parquet(v) for k, v in (m.split("=", 1) for m in args.manifests)}
-        parts, summary = make_splits(manifests, cfg["sources"], cfg["datasets"], cfg["trainsets"],
-                                     cfg["splits"], cfg["seed"])
+        try:
+            parts, summary = make_splits(manifests, cfg["sources"], cfg["datasets"], cfg["trainsets"],
+                                         cfg["splits"], cfg["seed"])
+        except ShortSplitError as err:
+            sys.exit(f"ShortSplitError: {err}")
         out = Path(args.out_dir)
         for (dataset, part), table in parts.items():
             (out / dataset).mkdir(parents=True, exist_ok=True)
@@ -355,7 +500,7 @@ def main(argv=None):
         cfg = json.loads(args.config_json)
         parts = {(d, p): pd.read_csv(Path(args.splits_dir) / d / f"{p}.csv", keep_default_na=False)
                  for d, p in planned_parts(cfg["datasets"], cfg["trainsets"])}
-        report = audit(parts, cfg["datasets"], cfg["trainsets"])
+        report = audit(parts, cfg["datasets"], cfg["trainsets"], cfg["sources"])
         report.to_csv(args.out, index=False)
         print(report.to_string(index=False))
 

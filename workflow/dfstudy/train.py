@@ -1,6 +1,6 @@
 """Train one detector: an architecture, a training set and a strategy (original, transfer or merge).
 
-Adam (beta 0.9/0.999) on binary cross-entropy, one epoch per ``fit`` call over the in-memory uint8 split
+Adam (beta 0.9/0.999) on binary cross-entropy or mean squared error, one epoch per ``fit`` call over the in-memory uint8 split
 arrays; the best epoch by validation accuracy is kept, not the last. A killed job rerun with the same
 arguments resumes after the last finished epoch and ends with the same weights as an uninterrupted run.
 
@@ -251,6 +251,7 @@ def train_detector(
     callbacks=(),
     bn_momentum=None,
     recalibrate_bn=False,
+    loss="binary_crossentropy",
 ):
     """Train `model` under `strategy` and return its best epoch by validation accuracy.
 
@@ -291,6 +292,9 @@ def train_detector(
     recalibrate_bn : bool
         After every epoch, before validation, re-estimate BatchNormalization statistics on the training
         images with dropout off (:func:`recalibrate_batchnorm`).
+    loss : {"binary_crossentropy", "mean_squared_error"}
+        Training loss on the sigmoid output (the study's code: mean squared error for MesoNet and
+        MesoInception, binary cross-entropy for the others).
 
     Returns
     -------
@@ -313,7 +317,7 @@ def train_detector(
     keras.utils.set_random_seed(seed)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
-        loss="binary_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
     )
     fingerprints = {"train": fingerprint(train["images"]), "val": fingerprint(val["images"])}
@@ -327,6 +331,7 @@ def train_detector(
         "seed": seed,
         "bn_momentum": bn_momentum,
         "recalibrate_bn": recalibrate_bn,
+        "loss": loss,
         "data": fingerprints,
         "init": [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_weights],
     }
@@ -396,6 +401,7 @@ def train_detector(
         "batch_size": int(batch_size),
         "bn_momentum": bn_momentum,
         "recalibrate_bn": bool(recalibrate_bn),
+        "loss": loss,
         "image_size": int(train["images"].shape[1]),
     }
     checkpoint.clear()  # finished: a rerun should train afresh, not "resume" a completed run
@@ -423,6 +429,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--loss", default="binary_crossentropy", choices=["binary_crossentropy", "mean_squared_error"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
     p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
@@ -458,7 +465,7 @@ def main(argv=None):
     best, history, card = train_detector(
         model, train, val, args.epochs, args.lr, args.batch_size, args.seed, args.workdir,
         strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
-        bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn,
+        bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn, loss=args.loss,
     )
     card_path = args.card or args.out.with_suffix(".json")
     history_path = args.history or args.out.with_name(f"{args.out.stem}_history.csv")
