@@ -132,3 +132,28 @@ def test_paper_config_on_mirror_trees_lists_the_whole_study(study, tmp_path):
     for rule, count in (("align_faces", 4 * 64), ("train_detector", 30), ("predict_detector", 30),
                         ("explain_detector", 30), ("rank_neurons", 18), ("render_report", 1)):
         assert any(line.split() == [rule, str(count)] for line in dry.stdout.splitlines()), (rule, dry.stdout[-3000:])
+
+
+def test_a_short_split_stops_the_workflow_before_training(study, tmp_path):
+    """The smoke study's faces, asked for more test images than they hold: make_splits fails and nothing is
+    packed or trained; with splits.allow_short it goes on and the shortfall becomes an achieved-size deviation."""
+    for folder in ("corpus", "videos", "faces"):
+        shutil.copytree(study / "results" / folder, tmp_path / "results" / folder)  # copy2 keeps the mtimes
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    short = snakemake(tmp_path, "--config", "splits={test: 400}", "--rerun-triggers", "mtime")
+    assert short.returncode != 0
+    log = (tmp_path / "results/logs/make_splits.log").read_text()
+    assert "ShortSplitError" in log and "DFD/test: 400 images requested" in log and "lower splits.test" in log
+    assert not (tmp_path / "results/models").exists() and not list((tmp_path / "results").rglob("*.npz"))
+
+    allowed = snakemake(tmp_path, "results/splits/audit.csv", "--config", "splits={test: 400, allow_short: true}",
+                        "--rerun-triggers", "mtime")
+    assert allowed.returncode == 0, allowed.stderr[-4000:]
+    summary = pd.read_csv(tmp_path / "results/splits/summary.csv", keep_default_na=False)
+    dfd = summary[(summary["dataset"] == "DFD") & (summary["part"] == "test")].iloc[0]
+    assert int(dfd["actual"]) < 400 and "ran dry" in dfd["shortfall"]
+    from dfstudy.report import deviations
+    from test_config import study_config
+
+    achieved = deviations(study_config(), summary).query("kind == 'achieved'").set_index("aspect")
+    assert achieved.loc["DFD/test images", "here"] == f"{int(dfd['actual'])} of 400 configured"

@@ -311,8 +311,9 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
     -------
     DataFrame
         ``dataset, role, source, method, disjoint, real_videos, fake_videos, face_images, skipped_videos``
-        and, per split part present, ``{part}`` as "images (videos)", or "actual of requested images
-        (videos)" where the pool was too small for the configured size.
+        and, per split part present, ``{part}`` as "images (videos)", or "achieved of requested images
+        (videos)" where the pool was too small for the configured size, followed by the study's size
+        where the achieved one differs.
     """
     rows = []
     parts = [p for p in SPLIT_PARTS if p in set(splits.get("part", []))]
@@ -332,8 +333,9 @@ def dataset_summary(datasets: dict, manifests: dict[str, pd.DataFrame], splits: 
             if len(s):
                 r = s.iloc[0]
                 vids = f" ({int(r['videos'])} videos)" if pd.notna(r.get("videos")) else ""
-                got, asked = int(r["actual"]), int(r["requested"])
-                row[p] = (f"{got}" if got == asked else f"{got} of {asked}") + vids
+                got, asked, study = int(r["actual"]), int(r["requested"]), STUDY_PART_SIZES[p]
+                row[p] = (f"{got:,}" if got == asked else f"{got:,} of {asked:,}") + vids + (
+                    "" if got == study else f"; study {study:,}")
         rows.append(row)
     cols = ["dataset", "role", "source", "method", "disjoint", "real_videos", "fake_videos", "face_images",
             "skipped_videos", *parts]
