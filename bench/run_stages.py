@@ -47,9 +47,10 @@ def detectors(results: Path, jobs: pd.DataFrame) -> pd.DataFrame:
         card = json.loads(card_path.read_text())
         job = "/".join(card_path.with_suffix("").parts[-3:])
         seconds = jobs.loc[(jobs["rule"] == "train_detector") & (jobs["job"] == job), "seconds"]
+        run = card.get("epochs_run", card["epochs"])  # fewer where early stopping ended the training
         rows.append({"detector": job, "seconds": float(seconds.iloc[0]) if len(seconds) else float("nan"),
-                     "epochs": card["epochs"], "best_epoch": card["best_epoch"],
-                     "after_best": (card["epochs"] - card["best_epoch"]) / card["epochs"],
+                     "epochs": card["epochs"], "epochs_run": run, "best_epoch": card["best_epoch"],
+                     "after_best": (run - card["best_epoch"]) / run,
                      "val_accuracy": card["val_accuracy"], "train_images": card["train_images"]})
     return pd.DataFrame(rows)
 

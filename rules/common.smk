@@ -112,6 +112,8 @@ def training_options(wildcards):
         opts.append(f"--weights {det['weights']}")
     if det["bn_momentum"] is not None:
         opts.append(f"--bn-momentum {det['bn_momentum']}")
+    if det["patience"]:
+        opts.append(f"--patience {det['patience']}")
     if det["recalibrate_bn"]:
         opts.append("--recalibrate-bn")
     if det["mixed_precision"]:

@@ -5,8 +5,10 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -125,6 +127,59 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, ca
     for a, b in zip(resumed.weights, whole.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_one():
+    rows = [{"val_accuracy": v} for v in (0.6, 0.8, 0.7, 0.8)]
+    assert T._patience_ran_out(rows, 2)  # 0.7 and 0.8 do not beat 0.8
+    assert not T._patience_ran_out(rows, 3)  # 0.8 beat 0.6
+    assert not T._patience_ran_out(rows[:2], 2) and not T._patience_ran_out(rows, None)
+    assert not T._patience_ran_out(rows + [{"val_accuracy": 0.9}], 2)
+
+
+def _cli(split_dir, out, workdir, *extra):
+    return [sys.executable, "-m", "dfstudy.train", "--arch", "MesoNet", "--trainset", "SYNTH",
+            "--train", str(split_dir / "train.npz"), "--val", str(split_dir / "val.npz"), "--out", str(out),
+            "--workdir", str(workdir), "--batch-size", "4", "--threads", "1", "--seed", str(SEED), *extra]
+
+
+def test_sigkill_mid_epoch_then_rerun_ends_as_an_uninterrupted_run(small, tmp_path):
+    """A training process killed with SIGKILL in its third epoch, rerun with the same arguments, resumes after
+    epoch 2 and ends with the same history and weights as a run that was never interrupted."""
+    for part, split in zip(("train", "val"), small):
+        np.savez(tmp_path / f"{part}.npz", **split)
+    opts = ("--epochs", "7", "--patience", "3")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    whole = subprocess.run(_cli(tmp_path, tmp_path / "whole.keras", tmp_path / "w1", *opts), env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    killed_out, work = tmp_path / "killed.keras", tmp_path / "w2"
+    proc = subprocess.Popen(_cli(tmp_path, killed_out, work, *opts), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = work / "backup" / "state.json"
+    try:
+        while proc.poll() is None and not (state.exists() and len(json.loads(state.read_text())["history"]) == 2):
+            time.sleep(0.01)
+        assert proc.poll() is None, "training finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)  # epoch 3 is under way: its state is not saved yet
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL and not killed_out.exists()
+    assert len(json.loads(state.read_text())["history"]) == 2
+    again = subprocess.run(_cli(tmp_path, killed_out, work, *opts), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from epoch 3" in again.stderr
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed_history.csv")[cols],
+                                  pd.read_csv(tmp_path / "whole_history.csv")[cols])
+    a, b = (keras.saving.load_model(p, compile=False) for p in (killed_out, tmp_path / "whole.keras"))
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(np.array(x), np.array(y), err_msg=x.path)
+    card = json.loads(killed_out.with_suffix(".json").read_text())
+    assert card["patience"] == 3 and card["epochs_run"] == len(pd.read_csv(tmp_path / "killed_history.csv"))
 
 
 def _dropout_bn_model():

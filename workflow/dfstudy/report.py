@@ -96,6 +96,8 @@ PAPER_SCALE = (
      "training loss (not stated in the study; its code: mean squared error for the Meso networks, "
      "binary cross-entropy for the rest)"),
     ("detectors.bn_momentum", None, "BatchNormalization momentum (null: Keras' 0.99, as the study's code)"),
+    ("detectors.patience", None, "early stopping: epochs without a better validation accuracy before a "
+     "training stops (the study: none, every epoch runs)"),
     ("detectors.recalibrate_bn", False, "BatchNormalization statistics re-estimated with dropout off after "
      "every epoch (the study: no)"),
     ("evaluation.degradation_threshold", 30, "RQ2 degradation threshold (points)"),

@@ -252,6 +252,7 @@ def train_detector(
     bn_momentum=None,
     recalibrate_bn=False,
     loss="binary_crossentropy",
+    patience=None,
 ):
     """Train `model` under `strategy` and return its best epoch by validation accuracy.
 
@@ -295,6 +296,10 @@ def train_detector(
     loss : {"binary_crossentropy", "mean_squared_error"}
         Training loss on the sigmoid output (the study's code: mean squared error for MesoNet and
         MesoInception, binary cross-entropy for the others).
+    patience : int, optional
+        Stop once this many epochs in a row have not raised the best validation accuracy (None: run every
+        epoch, as the study). Only the best epoch is kept, so the epochs after it change nothing kept;
+        the decision reads the history, which a resumed run restores, so resume stays exact.
 
     Returns
     -------
@@ -332,6 +337,7 @@ def train_detector(
         "bn_momentum": bn_momentum,
         "recalibrate_bn": recalibrate_bn,
         "loss": loss,
+        "patience": patience,
         "data": fingerprints,
         "init": [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_weights],
     }
@@ -345,6 +351,8 @@ def train_detector(
     val_batches = Batches(val["images"], val["labels"], batch_size)
     n_train = len(train["images"])
     for epoch in range(len(rows), epochs):
+        if _patience_ran_out(rows, patience):
+            break
         batches = Batches(train["images"], train["labels"], batch_size, epoch_order(n_train, seed, epoch))
         progress = _BatchProgress(len(batches), f"epoch {epoch + 1}/{epochs}")
         start = time.perf_counter()
@@ -374,6 +382,8 @@ def train_detector(
             epoch + 1, epochs, *row.values(), rows[-1]["seconds"],
         )
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    if len(rows) < epochs:
+        log.info("stopped after epoch %d: no better validation accuracy in %d epochs", len(rows), patience)
     if not best_path.exists():
         raise RuntimeError(f"no best checkpoint in {workdir}: did any epoch run (epochs={epochs})?")
     best_model = keras.saving.load_model(best_path, compile=False)
@@ -383,6 +393,8 @@ def train_detector(
         "trainset": trainset,
         "strategy": strategy,
         "epochs": int(epochs),
+        "epochs_run": len(rows),
+        "patience": patience,
         "best_epoch": int(best["epoch"]),
         "val_accuracy": float(best["val_accuracy"]),
         "trainable_layers": run_key["trainable"] if strategy == "transfer" else "all",
@@ -408,6 +420,14 @@ def train_detector(
     return best_model, history, card
 
 
+def _patience_ran_out(rows, patience):
+    """Whether the last ``patience`` epochs all fell short of the best validation accuracy before them."""
+    if not patience or len(rows) <= patience:
+        return False
+    before = max(r["val_accuracy"] for r in rows[:-patience])
+    return all(r["val_accuracy"] <= before for r in rows[-patience:])
+
+
 def load_split(path):
     """The ``images`` and ``labels`` arrays of a split ``.npz`` file."""
     with np.load(path) as split:
@@ -429,6 +449,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--patience", type=int, help="stop after this many epochs without a better val accuracy")
     p.add_argument("--loss", default="binary_crossentropy", choices=["binary_crossentropy", "mean_squared_error"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
@@ -466,6 +487,7 @@ def main(argv=None):
         model, train, val, args.epochs, args.lr, args.batch_size, args.seed, args.workdir,
         strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
         bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn, loss=args.loss,
+        patience=args.patience,
     )
     card_path = args.card or args.out.with_suffix(".json")
     history_path = args.history or args.out.with_name(f"{args.out.stem}_history.csv")
