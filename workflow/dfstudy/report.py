@@ -129,20 +129,20 @@ DECISIONS = (
     ("Grad-CAM", "code: tf-explain explain(class_index=0, no guided gradients) of its sigmoid, which was "
      "P(real) (flow_from_directory's alphabetical classes), blended onto the face (VIRIDIS, weight 0.7), "
      "min-max to uint8, JET; text: Guided Grad-CAM of 'fake', pure heatmaps",
-     lambda c: "; ".join(GRADCAM_VARIANT_TEXT[v] for v in c["gradcam"]["variant"])),
+     lambda c: "; ".join(GRADCAM_VARIANT_TEXT[v] for v in _gradcam(c)["variant"])),
     ("Grad-CAM, remaining differences from the code", "one explain() per image on the test folder's files",
      lambda c: ("P(real) is taken as 1 - P(fake) of our detectors (exact: the negated cam); gradients are "
                 "computed on batches (equal to float round-off); a constant map gives zeros, where explain() "
                 "divides 0 by 0; faces are our aligned uint8 crops, not re-read with cv2.imread and resized; "
-                f"{min(c['gradcam']['images'], c['splits']['test'] // 2)} seeded fakes per test set, where the "
+                f"{min(_gradcam(c)['images'], c['splits']['test'] // 2)} seeded fakes per test set, where the "
                 "code took every fake of the folder that ran without error; the code wrote the JET maps with "
                 "cv2.imwrite under the frame's file name (lossy if those were JPEG, which the release does not "
                 "say) and compared the re-read files; we compare the images in memory")
-     if "study_code" in c["gradcam"]["variant"] else None),
+     if "study_code" in _gradcam(c)["variant"] else None),
     ("Grad-CAM faithfulness", "not tested",
-     lambda c: (f"deletion test (an addition): top {100 * c['gradcam']['faithfulness']['fraction']:g} % of each "
-                f"map occluded vs. the same mask at a random place, {c['gradcam']['faithfulness']['images']} "
-                "images per detector, test set and variant") if c["gradcam"]["faithfulness"]["images"] else None),
+     lambda c: (f"deletion test (an addition): top {100 * _gradcam(c)['faithfulness']['fraction']:g} % of each "
+                f"map occluded vs. the same mask at a random place, {_gradcam(c)['faithfulness']['images']} "
+                "images per detector, test set and variant") if _gradcam(c)["faithfulness"]["images"] else None),
     ("causal effect", "paper: expected correctness under intervention; code: spread of the mean output",
      lambda c: {"spread": "spread (max - min) of the mean output over the intervention grid, as the study's code",
                 "correctness": "expected correctness under intervention, as the paper's text"}
@@ -168,6 +168,13 @@ DECISIONS = (
                 "for every accuracy (an addition)") if c["evaluation"].get("bootstrap", 0) else None),
     ("labels", "real / fake", lambda c: "1 = fake, 0 = real throughout"),
 )
+
+
+def _gradcam(config: dict) -> dict:
+    """The gradcam section with the schema's defaults (a partial config may lack it)."""
+    g = config.get("gradcam", {})
+    deletion = {"images": 100, "fraction": 0.1, **g.get("faithfulness", {})}
+    return {"images": 1000, "variant": ["study_code", "heatmap"], **g, "faithfulness": deletion}
 
 
 GRADCAM_VARIANT_TEXT = {
