@@ -59,15 +59,15 @@ def verdict(table: pd.DataFrame) -> dict:
                      drop_top=float((w * t["drop_top"]).sum()), drop_random=float((w * t["drop_random"]).sum()),
                      cells_gain_positive=int((t["gain"] > 0).sum()))
         per_variant[variant] = entry
-        parts.append(f"{variant}: {100 * entry['drop_top']:+.1f} vs {100 * entry['drop_random']:+.1f} points, "
-                     f"better than random in {entry['cells_gain_positive']} of {entry['cells']} cells")
+        parts.append(f"{variant} maps {100 * entry['drop_top']:+.1f} vs. {100 * entry['drop_random']:+.1f} "
+                     f"points at random (the map ahead in {entry['cells_gain_positive']} of {entry['cells']} "
+                     "detector-test set cells)")
     if not per_variant:
         return dict(sentence="Grad-CAM faithfulness was not measured.", variants={})
     fraction = next(iter(per_variant.values()))["fraction"]
     sentence = (f"Grad-CAM faithfulness (beyond the study): occluding the top {100 * fraction:g} % of each map "
-                f"lowers P(fake) on average by the first figure, the same area at a random place by the "
-                f"second (detector-test set cells where the map beats random in brackets) - " + "; ".join(parts)
-                + ".")
+                "lowers P(fake) on average by: " + "; ".join(parts) + " (a map that explains the decision "
+                "lowers P(fake) more than the same area at a random place).")
     return dict(sentence=sentence, variants=per_variant)
 
 
