@@ -28,6 +28,7 @@ localrules:
     overlap_neurons,
     summarize_neurons,
     summarize_ssim,
+    summarize_faithfulness,
     plot_ssim,
     plot_neurons,
 

@@ -14,6 +14,7 @@ rule rank_neurons:
         n=config["causal"]["samples"],
         grid=config["causal"]["grid"],
         measure=config["causal"]["measure"],
+        grid_range=config["causal"]["grid_range"],
         seed=config["seed"],
     threads: max(1, min(workflow.cores, 8))
     resources:
@@ -24,7 +25,7 @@ rule rank_neurons:
         "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal --model {input.model} --layer {params.layer} {params.pairs}"
-        " --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
+        " --n-samples {params.n} --grid {params.grid} --measure {params.measure} --grid-range {params.grid_range}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
@@ -71,6 +72,9 @@ rule summarize_neurons:
         "results/logs/summarize_neurons.log",
     benchmark:
         "results/benchmarks/summarize_neurons.tsv"
+    params:
+        permutations=config["causal"]["permutations"],
+        seed=config["seed"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -79,7 +83,7 @@ rule summarize_neurons:
         "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal summarize --overlaps {input} --table {output.table}"
-        " --findings {output.findings} > {log} 2>&1"
+        " --findings {output.findings} --permutations {params.permutations} --seed {params.seed} > {log} 2>&1"
 
 
 rule plot_neurons:

@@ -27,6 +27,7 @@ TRAINING_SOURCES = training_sources(DATASETS, TRAINSETS, config["splits"]["finet
 REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
 STRATEGIES = config["detectors"]["strategies"]
+GRADCAM_VARIANTS = config["gradcam"]["variant"]
 
 
 wildcard_constraints:
@@ -37,6 +38,7 @@ wildcard_constraints:
     trainset="|".join(map(re.escape, TRAINSETS)),
     arch="|".join(ARCHS),
     shard=r"\d+",
+    variant="|".join(GRADCAM_VARIANTS),
 
 
 def as_json(obj):
@@ -70,8 +72,7 @@ def final_targets():
         "results/splits/audit.csv",
         "results/tables/findings.json",
         "results/tables/findings_rq3.json",
-        "results/figures/fig3_ssim.png",
-        *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
+        *rq3_figures(),
         "results/tables/findings_rq4.json",
         *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
         "results/report/study.html",
@@ -141,7 +142,21 @@ def rq3_datasets(trainset):
 
 
 def heatmap_pairs(wildcards, output):
-    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.npz" for d in rq3_datasets(wildcards.trainset))
+    out = f"{output[0]}/{{variant}}"  # dfstudy.gradcam writes one file per variant
+    return " ".join(f"--split results/splits/{d}/test.npz --out {out}/{d}.npz" for d in rq3_datasets(wildcards.trainset))
+
+
+def gradcam_options(wildcards, output):
+    variants = " ".join(f"--variant {v}" for v in GRADCAM_VARIANTS)
+    deletion = config["gradcam"]["faithfulness"]
+    if not deletion["images"]:
+        return variants
+    return (f"{variants} --faithfulness {output[0]}/faithfulness.csv"
+            f" --faithfulness-images {deletion['images']} --faithfulness-fraction {deletion['fraction']}")
+
+
+def faithfulness_inputs():
+    return [f"results/gradcam/{t}/{a}/{s}" for t, a, s in detectors()]
 
 
 def heatmaps_of_group(wildcards):
@@ -149,11 +164,25 @@ def heatmaps_of_group(wildcards):
 
 
 def group_heatmap_files(wildcards, input):
-    return " ".join(f"{d}/{wildcards.dataset}.npz" for d in input)
+    return " ".join(f"{d}/{wildcards.variant}/{wildcards.dataset}.npz" for d in input)
 
 
 def ssim_tables():
-    return [f"results/gradcam/ssim/{t}_{a}_{d}.csv" for t in TRAINSETS for a in ARCHS for d in rq3_datasets(t)]
+    return [
+        f"results/gradcam/ssim/{v}/{t}_{a}_{d}.csv"
+        for v in GRADCAM_VARIANTS
+        for t in TRAINSETS
+        for a in ARCHS
+        for d in rq3_datasets(t)
+    ]
+
+
+def rq3_figures():
+    figures = [f"results/figures/fig3_ssim_{v}.png" for v in GRADCAM_VARIANTS]
+    figures += [f"results/figures/fig2_heatmaps_{t}_{v}.png" for v in GRADCAM_VARIANTS for t in TRAINSETS]
+    if config["gradcam"]["faithfulness"]["images"]:
+        figures.append("results/figures/fig_faithfulness.png")
+    return figures
 
 
 def figure2_heatmaps(wildcards):

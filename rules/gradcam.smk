@@ -10,6 +10,7 @@ rule explain_detector:
         "results/benchmarks/explain_detector/{trainset}/{arch}/{strategy}.tsv"
     params:
         pairs=heatmap_pairs,
+        opts=gradcam_options,
         n=config["gradcam"]["images"],
         batch=config["gradcam"]["batch_size"],
         seed=config["seed"],
@@ -21,7 +22,7 @@ rule explain_detector:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.gradcam --model {input.model} {params.pairs} --n-images {params.n}"
+        "python -m dfstudy.gradcam --model {input.model} {params.pairs} {params.opts} --n-images {params.n}"
         " --seed {params.seed} --batch-size {params.batch} --threads {threads} > {log} 2>&1"
 
 
@@ -29,11 +30,11 @@ rule compare_heatmaps:
     input:
         heatmaps_of_group,
     output:
-        "results/gradcam/ssim/{trainset}_{arch}_{dataset}.csv",
+        "results/gradcam/ssim/{variant}/{trainset}_{arch}_{dataset}.csv",
     log:
-        "results/logs/compare_heatmaps/{trainset}_{arch}_{dataset}.log",
+        "results/logs/compare_heatmaps/{variant}/{trainset}_{arch}_{dataset}.log",
     benchmark:
-        "results/benchmarks/compare_heatmaps/{trainset}_{arch}_{dataset}.tsv"
+        "results/benchmarks/compare_heatmaps/{variant}/{trainset}_{arch}_{dataset}.tsv"
     params:
         files=group_heatmap_files,
     threads: 1
@@ -51,13 +52,16 @@ rule summarize_ssim:
     input:
         ssim_tables(),
     output:
-        table=report(
-            "results/tables/rq3_ssim.csv",
-            caption="../reports/rq3_ssim.rst",
-            category="RQ3",
-            subcategory="Tables",
-            labels={"table": "SSIM bins per group and test set"},
-        ),
+        tables=[
+            report(
+                f"results/tables/rq3_ssim_{v}.csv",
+                caption="../reports/rq3_ssim.rst",
+                category="RQ3",
+                subcategory="Tables",
+                labels={"table": "SSIM bins per group and test set", "variant": v},
+            )
+            for v in GRADCAM_VARIANTS
+        ],
         findings=report(
             "results/tables/findings_rq3.json",
             caption="../reports/findings_rq3.rst",
@@ -69,6 +73,8 @@ rule summarize_ssim:
         "results/logs/summarize_ssim.log",
     benchmark:
         "results/benchmarks/summarize_ssim.tsv"
+    params:
+        variants=" ".join(GRADCAM_VARIANTS),
     threads: 1
     resources:
         mem_mb=2000,
@@ -76,26 +82,26 @@ rule summarize_ssim:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.similarity summarize --inputs {input} --table {output.table}"
-        " --findings {output.findings} > {log} 2>&1"
+        "python -m dfstudy.similarity summarize --inputs {input} --variants {params.variants}"
+        " --tables {output.tables} --findings {output.findings} > {log} 2>&1"
 
 
 rule plot_ssim:
     input:
-        rules.summarize_ssim.output.table,
+        "results/tables/rq3_ssim_{variant}.csv",
     output:
         png=report(
-            "results/figures/fig3_ssim.png",
+            "results/figures/fig3_ssim_{variant}.png",
             caption="../reports/fig3.rst",
             category="RQ3",
             subcategory="Figures",
-            labels={"figure": "3", "trained on": "all"},
+            labels={"figure": "3", "variant": "{variant}"},
         ),
-        pdf="results/figures/fig3_ssim.pdf",
+        pdf="results/figures/fig3_ssim_{variant}.pdf",
     log:
-        "results/logs/plot_ssim.log",
+        "results/logs/plot_ssim/{variant}.log",
     benchmark:
-        "results/benchmarks/plot_ssim.tsv"
+        "results/benchmarks/plot_ssim/{variant}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -112,19 +118,21 @@ rule plot_heatmaps:
         splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
     output:
         png=report(
-            "results/figures/fig2_heatmaps_{trainset}.png",
+            "results/figures/fig2_heatmaps_{trainset}_{variant}.png",
             caption="../reports/fig2.rst",
             category="RQ3",
             subcategory="Figures",
-            labels={"figure": "2", "trained on": "{trainset}"},
+            labels={"figure": "2", "trained on": "{trainset}", "variant": "{variant}"},
         ),
-        pdf="results/figures/fig2_heatmaps_{trainset}.pdf",
+        pdf="results/figures/fig2_heatmaps_{trainset}_{variant}.pdf",
     log:
-        "results/logs/plot_heatmaps/{trainset}.log",
+        "results/logs/plot_heatmaps/{trainset}_{variant}.log",
     benchmark:
-        "results/benchmarks/plot_heatmaps/{trainset}.tsv"
+        "results/benchmarks/plot_heatmaps/{trainset}_{variant}.tsv"
     params:
-        files=lambda wildcards, input: " ".join(f"{d}/{x}.npz" for d in input.heatmaps for x in rq3_datasets(wildcards.trainset)),
+        files=lambda wildcards, input: " ".join(
+            f"{d}/{wildcards.variant}/{x}.npz" for d in input.heatmaps for x in rq3_datasets(wildcards.trainset)
+        ),
         seed=config["seed"],
     threads: 1
     resources:
@@ -135,3 +143,40 @@ rule plot_heatmaps:
     shell:
         "python -m dfstudy.figures_rq3 fig2 --heatmaps {params.files} --splits {input.splits}"
         " --seed {params.seed} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule summarize_faithfulness:
+    input:
+        faithfulness_inputs(),
+    output:
+        table=report(
+            "results/tables/rq3_faithfulness.csv",
+            caption="../reports/rq3_faithfulness.rst",
+            category="RQ3",
+            subcategory="Tables",
+            labels={"table": "Grad-CAM deletion test"},
+        ),
+        findings="results/tables/faithfulness.json",
+        png=report(
+            "results/figures/fig_faithfulness.png",
+            caption="../reports/rq3_faithfulness.rst",
+            category="RQ3",
+            subcategory="Figures",
+            labels={"figure": "deletion test"},
+        ),
+        pdf="results/figures/fig_faithfulness.pdf",
+    log:
+        "results/logs/summarize_faithfulness.log",
+    benchmark:
+        "results/benchmarks/summarize_faithfulness.tsv"
+    params:
+        files=lambda wildcards, input: " ".join(f"{d}/faithfulness.csv" for d in input),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python -m dfstudy.faithfulness --inputs {params.files} --table {output.table}"
+        " --findings {output.findings} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -7,14 +7,17 @@ rule render_report:
     input:
         tables=[f"results/tables/table{n}{s}.csv" for n in (4, 5, 6, 7) for s in ("", "_vs_published")],
         cv_ap="results/tables/cv_ap.csv",
+        faithfulness=(
+            ["results/tables/rq3_faithfulness.csv"] if config["gradcam"]["faithfulness"]["images"] else []
+        ),
         findings=[
             "results/tables/findings.json",
             "results/tables/findings_rq3.json",
             "results/tables/findings_rq4.json",
+            *(["results/tables/faithfulness.json"] if config["gradcam"]["faithfulness"]["images"] else []),
         ],
         figures=[
-            *(f"results/figures/fig2_heatmaps_{t}.png" for t in TRAINSETS),
-            "results/figures/fig3_ssim.png",
+            *rq3_figures(),
             *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
         ],
         manifests=list(face_manifests().values()),
@@ -70,7 +73,7 @@ rule render_report:
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m dfstudy.report --config-json {params.cfg} --tables {input.tables} {input.cv_ap}"
+        "python -m dfstudy.report --config-json {params.cfg} --tables {input.tables} {input.cv_ap} {input.faithfulness}"
         " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"
         " --split-summary {input.summary} --cards {input.cards} --benchmarks {params.benchmarks}"
         " --html {output.html} --md {output.md} --sources-csv {output.sources}"
@@ -84,9 +87,8 @@ rule render_report:
 rule report_only:
     input:
         "results/report/study.html",
-        "results/tables/rq3_ssim.csv",
+        *(f"results/tables/rq3_ssim_{v}.csv" for v in GRADCAM_VARIANTS),
         "results/tables/rq4_overlap.csv",
-        "results/figures/fig3_ssim.pdf",
-        *(f"results/figures/fig2_heatmaps_{t}.pdf" for t in TRAINSETS),
+        *(f.replace(".png", ".pdf") for f in rq3_figures()),
         *(f"results/figures/fig5_{a}.pdf" for a in CAUSAL_ARCHS),
     localrule: True

@@ -2,6 +2,10 @@
 rankings and top-k overlap counts are right, and the CLIs write what the workflow expects."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -137,8 +141,8 @@ def _trained(arch):
     return model, layer, x[:24], y[:24]
 
 
-@pytest.mark.parametrize("arch", ["MesoNet", "ShallowNet"])
-def test_vectorised_paths_equal_the_loop(arch):
+def _compare_with_loop(arch, require_xla=False):
+    """The rank-1 and batched paths against the per-neuron loop, on a detector with non-trivial weights."""
     model, layer, x, y = _trained(arch)
     head, tail = split_model(model, layer)
     h = features(head, x)
@@ -151,6 +155,8 @@ def test_vectorised_paths_equal_the_loop(arch):
         fast = ace_from_features(tail, h, method=method, neurons=subset, chunk_elements=2000)  # several blocks
         fast = fast.set_index("neuron")
         assert fast.attrs["method"] == method
+        if method == "rank1" and require_xla:  # the compiled block really ran through XLA
+            assert all(m.jit_compile for m, _ in causal._rank1_plan(tail).evaluators.values())
         cols = ["effect", "m0", "m1", "m2", "m3", "base"]
         np.testing.assert_allclose(fast.loc[subset, cols], loop[cols], atol=1e-6, rtol=0)
     # the split model reproduces the detector in inference mode (dropout off, BN on moving statistics)
@@ -160,6 +166,55 @@ def test_vectorised_paths_equal_the_loop(arch):
     fast_c = ace_from_features(tail, h, measure="correctness", labels=y, neurons=subset)
     loop_c = ace_loop_from_features(tail, h, measure="correctness", labels=y, neurons=subset)
     assert np.abs(fast_c["effect"].to_numpy() - loop_c["effect"].to_numpy()).max() <= 1 / len(y) + 1e-12
+
+
+@pytest.mark.parametrize("arch", ["MesoNet", "ShallowNet"])
+def test_vectorised_paths_equal_the_loop(arch):
+    _compare_with_loop(arch)
+
+
+def test_vectorised_paths_equal_the_loop_under_xla_as_real_runs_use_them():
+    """Real runs call configure_backend(deterministic=False), so the rank-1 block is XLA-compiled. A pytest
+    session that imported tests/test_train.py has TensorFlow's op determinism on for good, which makes
+    Keras refuse XLA; this test therefore runs the comparison in a fresh interpreter with determinism off."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA through Keras' jit_compile is TensorFlow's path here")
+    script = (
+        "import sys; sys.path.insert(0, {tests!r})\n"
+        "from dfstudy.train import configure_backend\n"
+        "configure_backend(1, deterministic=False)\n"
+        "from tensorflow.python.framework.config import is_op_determinism_enabled\n"
+        "assert not is_op_determinism_enabled()\n"
+        "import test_causal\n"
+        "for arch in ('MesoNet', 'ShallowNet'):\n"
+        "    test_causal._compare_with_loop(arch, require_xla=True)\n"
+        "print('XLA-OK')\n"
+    ).format(tests=str(Path(__file__).parent))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(causal.__file__).parents[1]),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0 and "XLA-OK" in run.stdout, run.stdout[-2000:] + run.stderr[-4000:]
+
+
+def test_study_code_grid_range_clips_and_comes_from_other_images():
+    rng = np.random.default_rng(0)
+    other = rng.uniform(2, 3, size=(10, 4)).astype("float32")  # all > 1: low end clipped to 1
+    other[:, 1] = -rng.uniform(2, 3, size=10)  # all < 0: high end clipped to 0
+    low, high = causal.study_code_range(other)
+    assert low[0] == 1 and high[0] == other[:, 0].max()
+    assert low[1] == other[:, 1].min() and high[1] == 0
+    h = rng.normal(size=(6, 4)).astype("float32")
+    grid = causal.intervention_grid(h, 4, (low, high))
+    np.testing.assert_allclose(grid[0], low, rtol=1e-6)
+    np.testing.assert_allclose(grid[-1], high, rtol=1e-6)
+    model = two_neuron_model()
+    head, tail = split_model(model, "features")
+    feats = features(head, _images_two_neuron())
+    value_range = causal.study_code_range(features(head, _images_two_neuron(30)[20:]))
+    fast = ace_from_features(tail, feats, value_range=value_range)
+    loop = ace_loop_from_features(tail, feats, value_range=value_range)
+    np.testing.assert_allclose(fast["effect"], loop["effect"], atol=1e-7)
+    assert not np.allclose(fast["effect"], ace_from_features(tail, feats)["effect"])
 
 
 def test_split_model_rejects_a_tail_that_is_not_a_chain():
@@ -214,10 +269,26 @@ def test_finding4_verdict():
         for c in range(1, 6):
             rows.append(dict(detector=det, fraction=1 / 16, k=4, count=c, n_neurons=n5 if c == 5 else 1,
                              layer_size=64, n_datasets=5))
-    result = finding4(pd.DataFrame(rows))
+    result = finding4(pd.DataFrame(rows), permutations=200, seed=1)
     assert result["verdict"] == "partly supported"
     assert result["detectors_with_universal_neuron"] == 1
     assert "1 of 2 detectors" in result["sentence"]
+    # the paper's reading: 'all five' is the most frequent count only for MesoNet1 (3 > 1)
+    assert result["readings"]["paper"]["verdict"] == "partly supported"
+    assert result["readings"]["lenient"]["verdict"] == "partly supported"
+    # random top-4-of-64 sets almost never share a neuron on all five: 3 such neurons is far above chance
+    cell = result["per_detector"][0]["by_k"]["1/16"]
+    assert cell["perm_mean"] < 0.01 and cell["perm_p"] < 0.01
+    assert result["per_detector"][1]["by_k"]["1/16"]["perm_p"] == 1.0
+    assert result["permutation"]["detectors_above_p95"] == 1
+
+
+def test_permutation_baseline_matches_random_topk_sets():
+    counts = causal.permutation_baseline(20, 10, 2, permutations=2000, seed=0)
+    # two random halves of 20 share 5 neurons on average (hypergeometric mean 10 * 10 / 20)
+    assert counts.mean() == pytest.approx(5, abs=0.15)
+    assert counts.min() >= 0 and counts.max() <= 10
+    assert (causal.permutation_baseline(20, 20, 5, permutations=3) == 20).all()
 
 
 def test_cli_effects_then_summaries(tmp_path):

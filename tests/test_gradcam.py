@@ -191,39 +191,156 @@ def test_command_lines_end_to_end(tmp_path):
     ids = np.array([f"fs:{i:02d}" for i in range(n)])
     np.savez(split, images=random_images(n, size), labels=(np.arange(n) % 2).astype(np.uint8),
              image_ids=ids, video_ids=ids)
-    outs = []
+    outs, faithfulness = [], []
     for seed, strategy in enumerate(("original", "transfer", "merge")):
         path = tmp_path / "models" / "CELEB" / "Tiny" / f"{strategy}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)
         small_detector(size, seed=seed).save(path)
-        out = tmp_path / "gradcam" / "CELEB" / "Tiny" / strategy / "FS.npz"
+        out = tmp_path / "gradcam" / "CELEB" / "Tiny" / strategy / "{variant}" / "FS.npz"
+        faithfulness.append(tmp_path / "gradcam" / "CELEB" / "Tiny" / strategy / "faithfulness.csv")
         gradcam.main(["--model", str(path), "--split", str(split), "--n-images", "4", "--seed", "3",
-                      "--out", str(out), "--threads", "1", "--batch-size", "3"])
-        outs.append(str(out))
-    with np.load(outs[0]) as z:
+                      "--out", str(out), "--threads", "1", "--batch-size", "3", "--faithfulness",
+                      str(faithfulness[-1]), "--faithfulness-images", "3"])
+        outs.append({v: str(out).replace("{variant}", v) for v in ("study_code", "heatmap")})
+    with np.load(outs[0]["heatmap"]) as z:
         assert z["heatmaps"].dtype == np.uint8 and z["heatmaps"].shape == (4, size, size)
         assert str(z["detector"]) == "CELEB/Tiny/original" and str(z["dataset"]) == "FS"
-        assert str(z["layer"]) == "block2_conv"
+        assert str(z["layer"]) == "block2_conv" and str(z["variant"]) == "heatmap"
         chosen = list(z["image_ids"])
     assert all(int(i[3:]) % 2 == 1 for i in chosen)
-    assert all(list(np.load(o)["image_ids"]) == chosen for o in outs)
+    assert all(list(np.load(o[v])["image_ids"]) == chosen for o in outs for v in o)
+    deletion = pd.read_csv(faithfulness[0])
+    assert len(deletion) == 6 and set(deletion["variant"]) == {"study_code", "heatmap"}
 
-    csv = tmp_path / "ssim" / "CELEB_Tiny_FS.csv"
-    similarity.main(["--group", "CELEB/Tiny", "--dataset", "FS", "--heatmaps", *outs, "--out", str(csv)])
-    per_image = pd.read_csv(csv)
-    assert list(per_image.columns[:5]) == ["trainset", "arch", "dataset", "image_id", "ssim"]
+    csvs = []
+    for variant in ("study_code", "heatmap"):
+        csvs.append(tmp_path / "ssim" / variant / "CELEB_Tiny_FS.csv")
+        similarity.main(["--group", "CELEB/Tiny", "--dataset", "FS", "--heatmaps", *(o[variant] for o in outs),
+                         "--out", str(csvs[-1])])
+    per_image = pd.read_csv(csvs[1])
+    assert list(per_image.columns[:6]) == ["variant", "trainset", "arch", "dataset", "image_id", "ssim"]
     assert {"ssim_original_transfer", "ssim_original_merge", "ssim_transfer_merge"} <= set(per_image.columns)
     assert len(per_image) == 4 and per_image["ssim"].between(-1, 1).all()
+    assert not np.allclose(per_image["ssim"], pd.read_csv(csvs[0])["ssim"])  # the variants differ
 
-    table, findings = tmp_path / "rq3_ssim.csv", tmp_path / "findings_rq3.json"
-    similarity.main(["summarize", "--inputs", str(csv), "--table", str(table), "--findings", str(findings)])
+    tables = [tmp_path / "rq3_ssim_study_code.csv", tmp_path / "rq3_ssim_heatmap.csv"]
+    findings = tmp_path / "findings_rq3.json"
+    similarity.main(["summarize", "--inputs", *map(str, csvs), "--variants", "study_code", "heatmap",
+                     "--tables", *map(str, tables), "--findings", str(findings)])
+    table = tables[1]
     row = pd.read_csv(table).iloc[0]
     assert row["n"] == 4
     assert row[["share_lt07", "share_07_09", "share_ge09"]].sum() == pytest.approx(1.0)
     verdict = json.loads(findings.read_text())
     assert verdict["verdict"] in {"supported", "not supported"} and "Finding 3" in verdict["sentence"]
+    assert verdict["primary"] == "study_code" and set(verdict["variants"]) == {"study_code", "heatmap"}
+    assert verdict["robust"] == (verdict["variants"]["study_code"]["verdict"]
+                                 == verdict["variants"]["heatmap"]["verdict"])
+
+    from dfstudy import faithfulness as faith
+
+    faith.main(["--inputs", *map(str, faithfulness), "--table", str(tmp_path / "faith.csv"), "--findings",
+                str(tmp_path / "faith.json"), "--png", str(tmp_path / "faith.png")])
+    assert len(pd.read_csv(tmp_path / "faith.csv")) == 6  # 3 detectors x 1 test set x 2 variants
+    assert "occluding the top 10 %" in json.loads((tmp_path / "faith.json").read_text())["sentence"]
+    outs = [o["heatmap"] for o in outs]
 
     figures_rq3.main(["fig3", "--table", str(table), "--png", str(tmp_path / "f3.png"),
                       "--pdf", str(tmp_path / "f3.pdf")])
     figures_rq3.main(["fig2", "--heatmaps", *outs, "--splits", str(split), "--png", str(tmp_path / "f2.png")])
     assert all((tmp_path / f).stat().st_size > 0 for f in ("f3.png", "f3.pdf", "f2.png"))
+
+
+def _study_convention_pair(size=48, seed=0):
+    """One small detector in two input conventions with the same weights and a P(real) sigmoid.
+
+    ``ours`` takes uint8 images (Rescaling 1/255 inside, as our detectors do); ``theirs`` takes the
+    ``uint8 / 255`` float images the study's code fed to its models.
+    """
+
+    def build(scale):
+        inputs = keras.Input((size, size, 3), name="image")
+        x = layers.Rescaling(scale, name="rescale")(inputs)
+        for i, filters in enumerate((4, 8), start=1):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{i}_conv")(x)
+            x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+        x = layers.Flatten(name="features")(x)
+        x = layers.Dense(8, activation="relu", name="head_dense")(x)
+        return keras.Model(inputs, layers.Dense(1, activation="sigmoid", name="real_prob")(x))
+
+    keras.utils.set_random_seed(seed)
+    ours, theirs = build(1 / 255), build(1.0)
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+def _released_code_steps(model, image, layer):
+    """The study's src_analysis/*_analysis.py and count_SSIM.py steps for one image, from their text:
+    explain() with class_index=0 and no guided grads on the float image, min-max to uint8, JET."""
+    from tf_explain.core.grad_cam import GradCAM
+
+    x = image.astype(np.float32) / 255.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explained = GradCAM().explain((x[None], None), model, class_index=0, layer_name=layer,
+                                      use_guided_grads=False)
+    scaled = cv2.normalize(explained, None, alpha=0, beta=255, norm_type=cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+    jet_bgr = cv2.applyColorMap(scaled, cv2.COLORMAP_JET)  # written with imwrite, read back as RGB
+    return cv2.cvtColor(jet_bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_study_code_variant_equals_the_released_code_steps():
+    ours, theirs = _study_convention_pair()
+    images = random_images(6, 48, seed=4)
+    layer = gradcam.last_conv_layer(ours)
+    prob_real = ours.predict(images, verbose=0)
+    assert ((prob_real > 0.02) & (prob_real < 0.98)).all()
+    np.testing.assert_allclose(prob_real, theirs.predict(images.astype(np.float32) / 255, verbose=0), atol=1e-6)
+
+    maps = gradcam.heatmaps(ours, images, layer, variant="study_code", output="real", batch_size=4)
+    reference = np.stack([_released_code_steps(theirs, image, layer) for image in images])
+    ours_jet = np.stack([gradcam.colorize(m) for m in maps])
+    assert np.abs(ours_jet.astype(np.float64) - reference).max() <= 1e-5
+    # the stored form (uint8 grey levels) keeps the map exactly
+    np.testing.assert_array_equal(gradcam.colorize(gradcam.encode(maps)[0]), reference[0])
+    # the overlay matters: the study_code map is not the pure map of the same score
+    pure = gradcam.heatmaps(ours, images, layer, variant="heatmap", output="real")
+    assert np.abs(maps - pure).mean() > 0.05
+
+    # Our detectors give P(fake) = 1 - P(real): the same network with the last layer negated. Explaining
+    # it as output="fake" gives the study's map of P(real) (to float round-off in the sigmoid's gradient).
+    fake = keras.models.clone_model(ours)
+    fake.set_weights(ours.get_weights()[:-2] + [-w for w in ours.get_weights()[-2:]])
+    np.testing.assert_allclose(fake.predict(images, verbose=0), 1 - prob_real, atol=1e-6)
+    from_fake = gradcam.heatmaps(fake, images, layer, variant="study_code", output="fake")
+    assert np.abs(from_fake - maps).max() <= 1 / 255 + 1e-6 and np.mean(from_fake != maps) < 0.01
+
+
+def test_guided_variant_is_rectified_cam_times_guided_backprop():
+    model = quadrant_model()
+    images = random_images(3, SIZE, seed=2)
+    maps = gradcam.heatmaps(model, images, variant="guided")
+    assert maps.shape == (3, SIZE, SIZE) and maps.min() >= 0 and maps.max() == 1
+    reach = SIZE // 2 + 1  # the quadrant plus the 3x3 convolution's one-pixel reach
+    outside = maps.copy()
+    outside[:, :reach, :reach] = 0
+    assert outside.max() == 0  # nothing outside the pixels the decision depends on
+    # the guided copy computes the same function
+    guided = gradcam.guided_model(model)
+    np.testing.assert_allclose(guided.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_deletion_test_separates_a_faithful_map_from_random_occlusion():
+    model = quadrant_model()
+    images = random_images(16, SIZE, seed=5)
+    maps = gradcam.heatmaps(model, images, variant="heatmap")
+    result = gradcam.deletion_test(model, images, maps, fraction=0.25, seed=0)
+    drop_top = result["p_base"] - result["p_top"]
+    drop_random = result["p_base"] - result["p_random"]
+    assert drop_top.mean() > 0.01 and drop_top.mean() > 3 * abs(drop_random.mean()), (drop_top.mean(), drop_random.mean())
+    assert (drop_top > drop_random).mean() >= 0.9
+    # a map that points away from the quadrant explains nothing: no drop at all
+    away = np.zeros_like(maps)
+    away[:, SIZE // 2 + 2 :] = 1  # rows beyond the quadrant and the convolution's reach
+    blind = gradcam.deletion_test(model, images, away, fraction=0.25, seed=0)
+    np.testing.assert_allclose(blind["p_top"], blind["p_base"], atol=1e-6)

@@ -78,11 +78,12 @@ def make_tables(pred: Path, out: Path):
 
 
 def table_files(folder: Path) -> list[str]:
-    return [*(str(folder / f"{n}{s}.csv") for n in R.TABLES for s in ("", "_vs_published")), str(folder / "cv_ap.csv")]
+    return [*(str(folder / f"{n}{s}.csv") for n in R.TABLES for s in ("", "_vs_published")), str(folder / "cv_ap.csv"),
+            str(folder / "rq3_faithfulness.csv")]
 
 
 def findings_files(folder: Path) -> list[str]:
-    return [str(folder / f"findings{s}.json") for s in ("", "_rq3", "_rq4")]
+    return [str(folder / f"{s}.json") for s in ("findings", "findings_rq3", "findings_rq4", "faithfulness")]
 
 
 def write_png(path: Path, colour):
@@ -99,18 +100,26 @@ def tree(tmp_path_factory):
     write_predictions(res / "predictions", seed=1)
     make_tables(res / "predictions", res / "tables")
 
-    from dfstudy.similarity import finding3
+    from dfstudy.faithfulness import summarize as faithfulness_table, verdict as faithfulness_verdict
+    from dfstudy.similarity import finding3_variants
 
     rq3 = pd.DataFrame({"trainset": ["CELEB", "CELEB"], "arch": [ARCH, ARCH], "dataset": ["CELEB", "FS"],
                         "n": [10, 10], "share_lt07": [0.8, 0.6], "share_07_09": [0.1, 0.3],
                         "share_ge09": [0.1, 0.1], "mean_ssim": [0.5, 0.6]})
-    (res / "tables" / "findings_rq3.json").write_text(json.dumps(finding3(rq3)))
+    (res / "tables" / "findings_rq3.json").write_text(json.dumps(finding3_variants(
+        {"study_code": rq3, "heatmap": rq3.assign(share_lt07=[0.2, 0.3], share_ge09=[0.7, 0.6])})))
+    deletion = pd.DataFrame({"detector": "CELEB/MesoNet/original", "dataset": "FS", "variant": "heatmap",
+                             "image_id": ["a", "b"], "fraction": 0.1, "p_base": [0.9, 0.8],
+                             "p_top": [0.5, 0.6], "p_random": [0.85, 0.8]})
+    faithfulness_table(deletion).to_csv(res / "tables" / "rq3_faithfulness.csv", index=False)
+    (res / "tables" / "faithfulness.json").write_text(json.dumps(faithfulness_verdict(faithfulness_table(deletion))))
     (res / "tables" / "findings_rq4.json").write_text(json.dumps(dict(
         finding=4, claim="Some neurons are top contributors on all five datasets.", verdict="partly supported",
         sentence="Finding 4 (some neurons are top ... datasets) is partly supported: RQ4-SENTENCE.")))
 
-    figs = [res / "figures" / f for f in ("fig2_heatmaps_CELEB.png", "fig2_heatmaps_F2F.png", "fig3_ssim.png",
-                                           f"fig5_{ARCH}.png")]
+    figs = [res / "figures" / f for f in ("fig2_heatmaps_CELEB_heatmap.png", "fig2_heatmaps_F2F_heatmap.png",
+                                           "fig3_ssim_study_code.png", "fig3_ssim_heatmap.png",
+                                           "fig_faithfulness.png", f"fig5_{ARCH}.png")]
     for i, f in enumerate(figs):
         write_png(f, (40 * i, 100, 200))
 
@@ -192,13 +201,16 @@ def test_report_has_every_table_figure_and_finding(tree):
     html_text, md = tree["html"], tree["md"]
     for name in R.TABLES:
         assert T.TITLES[name] in html_text and T.TITLES[name] in md
-    for title in ("Figure 2 (CELEB)", "Figure 2 (F2F)", "Figure 3", f"Figure 5 ({ARCH})"):
+    for title in ("Figure 2 (CELEB, heatmap)", "Figure 2 (F2F, heatmap)", "Figure 3 (study_code)",
+                  "Figure 3 (heatmap)", "Grad-CAM deletion test", f"Figure 5 ({ARCH})"):
         assert title in html_text and title in md
     findings = json.loads((tree["root"] / "tables" / "findings.json").read_text())
     rq3 = json.loads((tree["root"] / "tables" / "findings_rq3.json").read_text())
     import html as H
+    faith = json.loads((tree["root"] / "tables" / "faithfulness.json").read_text())
+    assert rq3["robust"] is False and "depends on the Grad-CAM variant" in rq3["robustness"]
     for sentence in (findings["finding1"]["sentence"], findings["finding2"]["sentence"], rq3["sentence"],
-                     "RQ4-SENTENCE"):
+                     "RQ4-SENTENCE", rq3["robustness"], rq3["variants"]["heatmap"]["sentence"], faith["sentence"]):
         assert H.escape(sentence) in html_text or sentence in html_text
         assert sentence in md
     assert "not computed" not in html_text
@@ -209,7 +221,7 @@ def test_report_has_every_table_figure_and_finding(tree):
     # setup tables (sources, datasets, detectors, benchmarks) + Tables IV-VII + CV of AP + deviations:
     # every one has a header and at least one data row
     assert len(p.tables) >= 10 and all(n >= 2 for n in p.tables)
-    assert len(p.imgs) == 4
+    assert len(p.imgs) == 6
     for img in p.imgs:
         head, data = img["src"].split(",", 1)
         assert head == "data:image/png;base64"
@@ -265,7 +277,7 @@ def test_changed_prediction_changes_table4_and_report(tree, tmp_path):
     outputs = [("--html", "b.html"), ("--md", "b.md"), *((f"--{n}-csv", f"{n}.csv") for n in R.SETUP_TABLES)]
     for opt, name in outputs:
         argv[argv.index(opt) + 1] = str(tmp_path / name)
-    for name in ("findings_rq3.json", "findings_rq4.json"):
+    for name in ("findings_rq3.json", "findings_rq4.json", "faithfulness.json", "rq3_faithfulness.csv"):
         shutil.copy(tree["root"] / "tables" / name, tmp_path / "b" / name)
     R.main(argv)
     assert (tmp_path / "b.md").read_text() != tree["md"]
@@ -420,7 +432,9 @@ def test_report_only_never_schedules_training(tmp_path):
                 paths += [res / "models" / t / a / f"{s}.{x}" for x in ("keras", "json")]
                 dirs += [res / "predictions" / t / a / s, res / "gradcam" / t / a / s]
                 paths += [res / "predictions" / t / a / s / f"{d}.parquet" for d in evaluation_sets(datasets, t)]
-                paths += [res / "gradcam" / t / a / s / f"{d}.npz" for d in [t, *unseen]]
+                paths += [res / "gradcam" / t / a / s / v / f"{d}.npz" for d in [t, *unseen]
+                          for v in cfg["gradcam"]["variant"]]
+                paths.append(res / "gradcam" / t / a / s / "faithfulness.csv")
                 if a in causal:
                     dirs.append(res / "causal" / t / a / s)
                     paths += [res / "causal" / t / a / s / f"{d}.parquet" for d in [t, *unseen]]

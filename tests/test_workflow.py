@@ -57,7 +57,9 @@ def test_every_detector_is_trained_evaluated_and_explained(study):
     assert all(json.loads(c.read_text())["epochs"] >= 1 for c in cards)
     predictions = list((study / "results/predictions").glob("*/*/*/*.parquet"))
     assert len(predictions) == 6 * 6 + 6 * 7  # own set, FS, NT, DF, DFD + CELEB-M (CELEB) or FS-I, NT-I (F2F)
-    assert len(list((study / "results/gradcam").glob("*/*/*/*.npz"))) == 12 * 5
+    variants = ("study_code", "heatmap")  # the default gradcam.variant
+    assert len(list((study / "results/gradcam").glob("*/*/*/*/*.npz"))) == 12 * 5 * len(variants)
+    assert len(list((study / "results/gradcam").glob("*/*/*/faithfulness.csv"))) == 12
     assert len(list((study / "results/causal").glob("*/*/*/*.parquet"))) == 12 * 5
 
 
@@ -68,8 +70,11 @@ def test_tables_findings_and_report(study):
         assert (tables / f"{name}_vs_published.csv").stat().st_size > 0
     table4 = pd.read_csv(tables / "table4.csv")
     assert len(table4.dropna(subset=["original_accuracy"])) == 12
-    for name in ("findings.json", "findings_rq3.json", "findings_rq4.json"):
+    for name in ("findings.json", "findings_rq3.json", "findings_rq4.json", "faithfulness.json"):
         assert json.loads((tables / name).read_text())
+    rq3 = json.loads((tables / "findings_rq3.json").read_text())
+    assert set(rq3["variants"]) == {"study_code", "heatmap"} and "robustness" in rq3
+    assert set(json.loads((tables / "findings_rq4.json").read_text())["readings"]) == {"lenient", "paper"}
     html = (study / "results/report/study.html").read_text()
     assert "Table V" in html and "data:image/png;base64" in html
 

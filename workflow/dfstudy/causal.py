@@ -7,7 +7,9 @@ size of that effect on each dataset, and the top-k sets of five datasets are com
 
 Notation: ``h = head(x)`` is the analysis layer's output (N samples x D neurons); ``tail`` maps ``h`` to
 P(fake). The grid of neuron ``i`` is ``v_ig = min_n h_ni + g (max_n h_ni - min_n h_ni) / (G - 1)``,
-``g = 0..G-1`` (``np.linspace``, G = 4 in the study), and
+``g = 0..G-1`` (``np.linspace``, G = 4 in the study; ``--grid-range study_code`` takes the min and max
+from another draw of images instead and clips them as the released ``causal_inference.py`` does, see
+`study_code_range`), and
 
     m_ig = (1/N) sum_n  s( tail(h_n with h_ni := v_ig) )
 
@@ -88,6 +90,8 @@ __all__ = [
     "ace_from_features",
     "ace_loop",
     "ace_loop_from_features",
+    "study_code_range",
+    "permutation_baseline",
     "rank_neurons",
     "topk_overlap",
     "select_samples",
@@ -205,14 +209,40 @@ def features(model_or_head, images, layer_name=None, batch_size=64):
     return np.concatenate(outs).astype(np.float32, copy=False)
 
 
-def intervention_grid(h, grid_size=4):
-    """Grid values (G, D): `grid_size` values evenly spanning each neuron's observed [min, max] over the samples."""
+def intervention_grid(h, grid_size=4, value_range=None):
+    """Grid values (G, D): `grid_size` values evenly spanning each neuron's range.
+
+    The range is the neuron's observed [min, max] over the samples `h`, or `value_range` = (low, high),
+    two (D,) arrays, when given (`study_code_range`).
+    """
     if grid_size < 2:
         raise ValueError(f"grid_size must be >= 2, got {grid_size}")
     h = h.reshape(len(h), -1)
     if len(h) == 0:
         raise ValueError("no samples")
-    return np.linspace(h.min(0), h.max(0), grid_size).astype(np.float32)
+    low, high = (h.min(0), h.max(0)) if value_range is None else (np.ravel(value_range[0]), np.ravel(value_range[1]))
+    if low.shape != (h.shape[1],) or high.shape != (h.shape[1],):
+        raise ValueError(f"value_range must hold two arrays of {h.shape[1]} values")
+    return np.linspace(low, high, grid_size).astype(np.float32)
+
+
+def study_code_range(h_range):
+    """Each neuron's grid range as the released ``causal_inference.py`` takes it.
+
+    Parameters
+    ----------
+    h_range : ndarray (M, ...)
+        Analysis-layer activations of *other* images than those the effect is averaged over (the study's
+        code took them from other batches of the same shuffled test folder).
+
+    Returns
+    -------
+    (low, high) : two (D,) arrays
+        ``min(observed min, 1)`` and ``max(observed max, 0)``: the code clips the low end to at most 1 and
+        the high end to at least 0.
+    """
+    h_range = np.asarray(h_range, np.float32).reshape(len(h_range), -1)
+    return np.minimum(h_range.min(0), 1), np.maximum(h_range.max(0), 0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -472,17 +502,17 @@ def _means_batched(tail, h, grid, neurons, measure, labels, chunk_elements, feat
 # Public ACE functions
 # ---------------------------------------------------------------------------------------------------
 
-def _prepare(h, measure, labels, neurons, grid_size):
+def _prepare(h, measure, labels, neurons, grid_size, value_range=None):
     """Flattened float32 activations, checked labels, the neurons to intervene on and their grids."""
     feature_shape = tuple(h.shape[1:])
     h = np.ascontiguousarray(h.reshape(len(h), -1), dtype=np.float32)
     labels = _check_measure(measure, labels, len(h))
     neurons = np.arange(h.shape[1]) if neurons is None else np.asarray(neurons, dtype=np.int64)
-    return feature_shape, h, labels, neurons, intervention_grid(h, grid_size)
+    return feature_shape, h, labels, neurons, intervention_grid(h, grid_size, value_range)
 
 
 def ace_from_features(tail, h, grid_size=4, measure="spread", labels=None, method="auto",
-                      chunk_elements=DEFAULT_CHUNK, neurons=None):
+                      chunk_elements=DEFAULT_CHUNK, neurons=None, value_range=None):
     """Average causal effect of every analysis-layer neuron, from precomputed activations.
 
     Parameters
@@ -503,6 +533,8 @@ def ace_from_features(tail, h, grid_size=4, measure="spread", labels=None, metho
         Upper bound (in floats) of one batched tail evaluation; bounds memory.
     neurons : array of int, optional
         Analyse only these (flat) neuron indices; default all.
+    value_range : (low, high), optional
+        Each neuron's grid range, two (D,) arrays (`study_code_range`); default its observed range in `h`.
 
     Returns
     -------
@@ -511,7 +543,7 @@ def ace_from_features(tail, h, grid_size=4, measure="spread", labels=None, metho
         ``m_g`` is the mean outcome under ``do(h_i = v_ig)``, ``base`` the mean outcome without
         intervention. ``attrs`` records measure, grid_size, method and n_samples.
     """
-    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size)
+    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size, value_range)
     n, d = h.shape
     base = float(_mean_over_samples(_outcome(
         _predict(tail, h.reshape((-1,) + feature_shape), max(1, chunk_elements // d))[:, 0], measure, labels)))
@@ -561,8 +593,8 @@ def ace(model, images, layer_name, grid_size=4, measure="spread", labels=None, b
 
 
 def ace_loop_from_features(tail, h, grid_size=4, measure="spread", labels=None, neurons=None, via="graph",
-                           batch_size=None):
-    """Reference ACE: one tail forward per (neuron, grid value), as the study's code does.
+                           batch_size=None, value_range=None):
+    """Reference ACE: one tail forward per (neuron, grid value), the loop structure of the study's code.
 
     Parameters
     ----------
@@ -574,7 +606,7 @@ def ace_loop_from_features(tail, h, grid_size=4, measure="spread", labels=None, 
     """
     if via not in ("graph", "call", "predict"):
         raise ValueError(f"via must be graph, call or predict, got {via!r}")
-    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size)
+    feature_shape, h, labels, neurons, grid = _prepare(h, measure, labels, neurons, grid_size, value_range)
     n, d = h.shape
 
     def forward(x):
@@ -688,28 +720,57 @@ def _fraction_label(f):
     return f"1/{round(1 / f)}" if f > 0 and abs(1 / f - round(1 / f)) < 1e-9 else f"{f:g}"
 
 
-def finding4(table):
-    """Verdict on Finding 4 ("some neurons are top contributors on all five datasets").
+def permutation_baseline(layer_size, k, n_datasets, permutations=1000, seed=0):
+    """Neurons top-k on all datasets when each dataset's ranking is shuffled: one count per permutation.
+
+    Shuffling every dataset's ranking independently makes each top-k set a uniform random k-subset of
+    the layer; the count of neurons in all of them is drawn `permutations` times.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.empty(permutations, np.int64)
+    for r in range(permutations):
+        in_all = np.ones(layer_size, bool)
+        for _ in range(n_datasets):
+            top = np.zeros(layer_size, bool)
+            top[rng.permutation(layer_size)[:k]] = True
+            in_all &= top
+        counts[r] = in_all.sum()
+    return counts
+
+
+def _three_way(n_yes, n):
+    return "supported" if n_yes == n else ("partly supported" if n_yes else "not supported")
+
+
+def finding4(table, permutations=1000, seed=0):
+    """Verdict on Finding 4 ("some neurons are top contributors on all five datasets"), under two readings.
 
     Parameters
     ----------
     table : DataFrame
         Concatenated overlap tables with a ``detector`` column (`topk_overlap` columns otherwise).
+    permutations : int
+        Shuffles of each dataset's ranking for the chance baseline (`permutation_baseline`); 0 skips it.
+    seed : int
+        Seed of the shuffles.
 
     Returns
     -------
     dict
-        ``verdict`` ("supported" when every detector has at least one neuron top-k on all datasets at
-        the smallest k, "partly supported" when some do, "not supported" when none do), a ``sentence``
-        with the numbers, and per-detector evidence. The chance level is the expected number of such
-        neurons if the datasets' top-k sets were independent random draws: ``layer_size * (k /
-        layer_size) ** n_datasets``.
+        ``readings``: ``lenient`` (every detector has at least one neuron top-k on all datasets at the
+        smallest k) and ``paper`` ('all datasets' is the most frequent count of every detector, the reading
+        of the study's Figure 5), each with a ``verdict`` ("supported" for every detector, "partly
+        supported" for some, "not supported" for none) and a ``sentence``. ``verdict`` and ``sentence``
+        at the top are the lenient reading's, the sentence followed by the paper's and the permutation
+        baseline: per detector and k, the observed all-datasets count against its distribution when each
+        dataset's ranking is shuffled (mean, 95th percentile, p = share of shuffles at least as large).
     """
     if table.empty:
         return dict(finding=4, verdict="not tested", supported=None,
-                    sentence="Finding 4 could not be tested: no causal-analysis results.", per_detector=[])
+                    sentence="Finding 4 could not be tested: no causal-analysis results.", per_detector=[],
+                    readings={})
     fractions = sorted(table["fraction"].unique())
-    smallest = fractions[0]
+    baselines = {}
     per_detector = []
     for det, t in table.groupby("detector", sort=False):
         n_ds = int(t["n_datasets"].iloc[0])
@@ -718,36 +779,53 @@ def finding4(table):
             hist = tf_.set_index("count")["n_neurons"]
             k, size = int(tf_["k"].iloc[0]), int(tf_["layer_size"].iloc[0])
             n_all = int(hist.get(n_ds, 0))
-            entry["by_k"][_fraction_label(f)] = dict(
-                k=k, n_all=n_all, modal_count=int(hist.idxmax()) if hist.max() > 0 else None,
-                all_is_mode=bool(n_all > 0 and n_all == hist.max()),
-                chance_all=float(size * (k / size) ** n_ds), histogram={int(c): int(v) for c, v in hist.items()})
+            cell = dict(k=k, n_all=n_all, modal_count=int(hist.idxmax()) if hist.max() > 0 else None,
+                        all_is_mode=bool(n_all > 0 and n_all == hist.max()),
+                        histogram={int(c): int(v) for c, v in hist.items()})
+            if permutations:
+                key = (size, k, n_ds)
+                if key not in baselines:
+                    baselines[key] = permutation_baseline(size, k, n_ds, permutations, seed)
+                null = baselines[key]
+                cell.update(perm_mean=float(null.mean()), perm_p95=float(np.percentile(null, 95)),
+                            perm_p=float((1 + (null >= n_all).sum()) / (1 + len(null))))
+            entry["by_k"][_fraction_label(f)] = cell
         per_detector.append(entry)
-    lab = _fraction_label(smallest)
+    lab = _fraction_label(fractions[0])
     n_det = len(per_detector)
-    with_all = [e for e in per_detector if e["by_k"][lab]["n_all"] > 0]
-    counts = [e["by_k"][lab]["n_all"] for e in per_detector]
-    chance = max(e["by_k"][lab]["chance_all"] for e in per_detector)
+    n_ds = per_detector[0]["n_datasets"]
+    cells = [e["by_k"][lab] for e in per_detector]
+    counts = [c["n_all"] for c in cells]
+    with_all = sum(c > 0 for c in counts)
+    modal = sum(c["all_is_mode"] for c in cells)
     mode_by_k = {_fraction_label(f): sum(e["by_k"][_fraction_label(f)]["all_is_mode"] for e in per_detector)
                  for f in fractions}
-    n_ds = per_detector[0]["n_datasets"]
-    if len(with_all) == n_det:
-        verdict = "supported"
-    elif with_all:
-        verdict = "partly supported"
+    lenient = dict(verdict=_three_way(with_all, n_det), sentence=(
+        f"at k = {lab} of the layer, {with_all} of {n_det} detectors have at least one neuron in the top k on "
+        f"all {n_ds} datasets (median {np.median(counts):g}, range {min(counts)}-{max(counts)} such neurons)."))
+    paper = dict(verdict=_three_way(modal, n_det), sentence=(
+        f"'all {n_ds}' is the most frequent count for {modal} of {n_det} detectors at k = {lab} ("
+        + ", ".join(f"{v}/{n_det} at k = {f}" for f, v in mode_by_k.items()) + ")."))
+    readings = dict(lenient=lenient, paper=paper)
+    claim = f"Finding 4 (some neurons are top contributors on all {n_ds} datasets)"
+    sentence = (f"{claim} is {lenient['verdict']} under the lenient reading: {lenient['sentence']} Under the "
+                f"paper's reading it is {paper['verdict']}: {paper['sentence']}")
+    if permutations:
+        above = sum(c["n_all"] > c["perm_p95"] for c in cells)
+        significant = sum(c["perm_p"] < 0.05 for c in cells)
+        permutation = dict(permutations=int(permutations), detectors_above_p95=above,
+                           detectors_p_below_005=significant, mean_at_smallest_k=max(c["perm_mean"] for c in cells))
+        sentence += (f" Shuffling each dataset's ranking ({permutations} times) gives on average "
+                     f"{permutation['mean_at_smallest_k']:.3g} such neurons at k = {lab}; {above} of {n_det} "
+                     f"detectors exceed the shuffles' 95th percentile (p < 0.05 for {significant}).")
     else:
-        verdict = "not supported"
-    sentence = (
-        f"Finding 4 (some neurons are top contributors on all {n_ds} datasets) is {verdict}: at k = {lab} of "
-        f"the layer, {len(with_all)} of {n_det} detectors have at least one neuron in the top k on all "
-        f"{n_ds} datasets (median {np.median(counts):g}, range {min(counts)}-{max(counts)} such neurons; "
-        f"at most {chance:.3g} expected if the datasets' rankings were independent). The study's stronger "
-        f"reading, that 'all {n_ds}' is the most frequent count, holds for "
-        + ", ".join(f"{v}/{n_det} detectors at k = {f}" for f, v in mode_by_k.items()) + ".")
+        permutation = None
+    for reading in readings.values():
+        reading["sentence"] = reading["sentence"][0].upper() + reading["sentence"][1:]
     return dict(finding=4, claim="Some neurons are top contributors on all five datasets.",
-                verdict=verdict, supported=verdict == "supported", sentence=sentence,
-                smallest_fraction=lab, detectors=n_det, detectors_with_universal_neuron=len(with_all),
-                all_is_mode=mode_by_k, per_detector=per_detector)
+                verdict=lenient["verdict"], supported=lenient["verdict"] == "supported", sentence=sentence,
+                readings=readings, permutation=permutation, smallest_fraction=lab, detectors=n_det,
+                detectors_with_universal_neuron=with_all, all_is_mode=mode_by_k, per_detector=per_detector)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -789,6 +867,9 @@ def _parser():
     p.add_argument("--grid", type=int, default=4, help="intervention values per neuron (default 4)")
     p.add_argument("--measure", choices=MEASURES, default="spread")
     p.add_argument("--method", choices=("auto", "rank1", "batched"), default="auto")
+    p.add_argument("--grid-range", choices=("observed", "study_code"), default="observed",
+                   help="observed: each neuron's min..max on the samples; study_code: on another draw of as "
+                        "many images, clipped as the released causal_inference.py (study_code_range)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--batch-size", type=int, default=64, help="images per head forward pass")
     p.add_argument("--threads", type=int, default=None)
@@ -808,6 +889,8 @@ def _summarize_parser():
     p.add_argument("--table", help="collected overlap CSV (results/tables/rq4_overlap.csv)")
     p.add_argument("--findings", help="Finding 4 verdict JSON (e.g. results/tables/findings_rq4.json)")
     p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    p.add_argument("--permutations", type=int, default=1000, help="shuffles for Finding 4's chance baseline")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -866,7 +949,7 @@ def summarize_main(argv=None):
         table = pd.concat(parts, ignore_index=True)
         if args.table:
             _write(table, args.table)
-        result = finding4(table)
+        result = finding4(table, args.permutations, args.seed)
         log.info(result["sentence"])
         if args.findings:
             _write(json.dumps(result, indent=2) + "\n", args.findings)
@@ -899,10 +982,15 @@ def main(argv=None):
         log.info("%s: %d samples (%d fake, %d real)", split_path, len(idx), int((lab == 1).sum()),
                  int((lab != 1).sum()))
         h = features(head, images[idx], batch_size=args.batch_size)
-        df = ace_from_features(tail, h, args.grid, args.measure, lab, args.method)
+        value_range = None
+        if args.grid_range == "study_code":
+            # another draw of as many images (with the whole split, the same images) gives the range
+            other = select_samples(labels, args.n_samples, args.seed + 1)
+            value_range = study_code_range(features(head, images[other], batch_size=args.batch_size))
+        df = ace_from_features(tail, h, args.grid, args.measure, lab, args.method, value_range=value_range)
         out = df[["neuron", "effect"]].assign(rank=_ranks(df))
         out.attrs = {**df.attrs, "split": str(split_path), "model": str(args.model), "layer": args.layer,
-                     "seed": args.seed}
+                     "seed": args.seed, "grid_range": args.grid_range}
         _write(out, out_path)
         top = out.nsmallest(5, "rank")
         log.info("-> %s; top neurons %s (effects %s)", out_path, top["neuron"].tolist(),

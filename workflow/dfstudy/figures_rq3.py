@@ -5,19 +5,21 @@ subset the table holds). Each panel is a grouped bar chart over the group's orig
 DF, DFD: per test set, the share of images whose group SSIM is < 0.7, 0.7-0.9 and >= 0.9. Colours are
 Okabe-Ito (colour-blind safe): vermillion = dissimilar, light blue = low similarity, dark blue = similar.
 
-Figure 2 is a grid: the first row shows one face per test set, each further row a detector's pure JET
-heatmap of that same face (red = high contribution to "fake", blue = low).
+Figure 2 is a grid: the first row shows one face per test set, each further row a detector's Grad-CAM map
+of that same face in JET colours (red = high, blue = low), for one variant (``dfstudy.gradcam``): for
+``study_code`` the image the study's code wrote (P(real) blended onto the face), otherwise a pure map of
+P(fake).
 
 Both are drawn at print size (7.2 in wide, the text width of a two-column paper) with 7-8 pt fonts.
 
 Command lines::
 
-    python -m dfstudy.figures_rq3 fig3 --table results/tables/rq3_ssim.csv \
-        --png results/figures/fig3_ssim.png --pdf results/figures/fig3_ssim.pdf
+    python -m dfstudy.figures_rq3 fig3 --table results/tables/rq3_ssim_heatmap.csv \
+        --png results/figures/fig3_ssim_heatmap.png --pdf results/figures/fig3_ssim_heatmap.pdf
     python -m dfstudy.figures_rq3 fig2 \
-        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/{CELEB,FS,NT,DF,DFD}.npz \
+        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/{CELEB,FS,NT,DF,DFD}.npz \
         --splits results/splits/{CELEB,FS,NT,DF,DFD}/test.npz --seed 1234 \
-        --png results/figures/fig2_heatmaps.png --pdf results/figures/fig2_heatmaps.pdf
+        --png results/figures/fig2_heatmaps_CELEB_heatmap.png
 
 ``fig2`` reads each heatmap file's ``detector`` and ``dataset`` fields and takes a split's dataset from its
 folder name (``results/splits/{dataset}/test.npz``).
@@ -216,7 +218,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m dfstudy.figures_rq3", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="figure", required=True)
     f3 = sub.add_parser("fig3", help="SSIM histograms of congenetic groups")
-    f3.add_argument("--table", required=True, help="results/tables/rq3_ssim.csv")
+    f3.add_argument("--table", required=True, help="results/tables/rq3_ssim_{variant}.csv")
     f2 = sub.add_parser("fig2", help="example heatmaps")
     f2.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files (rows x columns)")
     f2.add_argument("--splits", nargs="+", default=[], help="split .npz files holding the faces")

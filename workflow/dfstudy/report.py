@@ -161,18 +161,64 @@ DECISIONS = (
                    if c["detectors"].get("transfer_layers") else ""))),
     ("backbone initialisation", "not stated",
      lambda c: f"XceptionNet / EfficientNet from {c['detectors'].get('weights') or 'random initialisation'}"),
-    ("Grad-CAM", "tf-explain, last convolutional layer, 'fake' class",
-     lambda c: "no guided gradients (the study's code); SSIM on the min-max normalised grey maps "
-               "(the study does not say grey or JET rendering)"),
+    ("Grad-CAM", "code: tf-explain explain(class_index=0, no guided gradients) of its sigmoid, which was "
+     "P(real) (flow_from_directory's alphabetical classes), blended onto the face (VIRIDIS, weight 0.7), "
+     "min-max to uint8, JET; text: Guided Grad-CAM of 'fake', pure heatmaps",
+     lambda c: "; ".join(GRADCAM_VARIANT_TEXT[v] for v in _gradcam(c)["variant"])),
+    ("Grad-CAM, remaining differences from the code", "one explain() per image on the test folder's files",
+     lambda c: ("P(real) is taken as 1 - P(fake) of our detectors (exact: the negated cam); gradients are "
+                "computed on batches (equal to float round-off); a constant map gives zeros, where explain() "
+                "divides 0 by 0; faces are our aligned uint8 crops, not re-read with cv2.imread and resized; "
+                f"{min(_gradcam(c)['images'], c['splits']['test'] // 2)} seeded fakes per test set, where the "
+                "code took every fake of the folder that ran without error; the code wrote the JET maps with "
+                "cv2.imwrite under the frame's file name (lossy if those were JPEG, which the release does not "
+                "say) and compared the re-read files; we compare the images in memory")
+     if "study_code" in _gradcam(c)["variant"] else None),
+    ("Grad-CAM faithfulness", "not tested",
+     lambda c: (f"deletion test (an addition): top {100 * _gradcam(c)['faithfulness']['fraction']:g} % of each "
+                f"map occluded vs. the same mask at a random place, {_gradcam(c)['faithfulness']['images']} "
+                "images per detector, test set and variant") if _gradcam(c)["faithfulness"]["images"] else None),
     ("causal effect", "paper: expected correctness under intervention; code: spread of the mean output",
      lambda c: {"spread": "spread (max - min) of the mean output over the intervention grid, as the study's code",
                 "correctness": "expected correctness under intervention, as the paper's text"}
      [c["causal"].get("measure", "spread")]),
+    ("causal intervention grid", "code: linspace over min(observed min, 1) .. max(observed max, 0), the range "
+     "taken from other batches of the same shuffled test folder than the effect is averaged over",
+     lambda c: {"observed": "linspace over each neuron's observed min .. max on the very samples the effect is "
+                            "averaged over, unclipped",
+                "study_code": "as the code: range from a second seeded draw of as many images of the same test "
+                              "set, clipped to at most 1 (low end) and at least 0 (high end)"}
+     [c["causal"].get("grid_range", "observed")]),
+    ("causal samples", "code: 30 batches of 64 from a shuffled flow_from_directory generator (1,920 images, "
+     "drawn with repeats across epochs; its output was P(real))",
+     lambda c: "a seeded balanced draw without repeats (half real, half fake); P(fake) output, whose spread "
+               "equals that of P(real)"),
+    ("Finding 4 reading", "text: some neurons are top contributors on all five datasets (Figure 5: 'all "
+     "five' the most frequent count)",
+     lambda c: "both readings reported: lenient (every detector has a neuron top-1/16 on all five datasets) "
+               "and the paper's ('all five' the most frequent count), each against a baseline that shuffles "
+               f"each dataset's ranking ({c['causal'].get('permutations', 1000)} permutations)"),
     ("uncertainty", "none reported",
      lambda c: (f"{c['evaluation'].get('bootstrap', 1000)} video-bootstrap resamples give 95 % intervals "
                 "for every accuracy (an addition)") if c["evaluation"].get("bootstrap", 0) else None),
     ("labels", "real / fake", lambda c: "1 = fake, 0 = real throughout"),
 )
+
+
+def _gradcam(config: dict) -> dict:
+    """The gradcam section with the schema's defaults (a partial config may lack it)."""
+    g = config.get("gradcam", {})
+    deletion = {"images": 100, "fraction": 0.1, **g.get("faithfulness", {})}
+    return {"images": 1000, "variant": ["study_code", "heatmap"], **g, "faithfulness": deletion}
+
+
+GRADCAM_VARIANT_TEXT = {
+    "study_code": "study_code: the code's computation (P(real), VIRIDIS overlay, min-max, JET, multichannel SSIM)",
+    "heatmap": "heatmap: pure min-max map of P(fake) without the face, SSIM on the grey map (no overlay, "
+               "no JET, the other class)",
+    "guided": "guided: the text's Guided Grad-CAM of 'fake' (rectified cam x guided backpropagation, the "
+              "largest absolute value over colour channels), SSIM on the JET rendering",
+}
 
 
 def _get(config: dict, dotted: str):
@@ -581,15 +627,18 @@ def versus_summary(versus: pd.DataFrame | None) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 FIGURE_PATTERNS = (
-    (re.compile(r"fig2_heatmaps_(?P<label>.+)\.png$"), "2",
-     "Figure 2 ({label}): example Grad-CAM heatmaps", "RQ3",
-     "One face per test set (top row) and the pure Grad-CAM heatmap of every {label}-trained detector on "
-     "that face (JET colours: red = high contribution to 'fake'; last convolutional layer, no guided "
-     "gradients). The same face is used for every detector of a column."),
-    (re.compile(r"fig3_ssim\.png$"), "3", "Figure 3: similarity of congenetic detectors' heatmaps", "RQ3",
+    (re.compile(r"fig2_heatmaps_(?P<label>[^_]+)_(?P<variant>.+)\.png$"), "2",
+     "Figure 2 ({label}, {variant}): example Grad-CAM maps", "RQ3",
+     "One face per test set (top row) and the {variant} Grad-CAM map of every {label}-trained detector on "
+     "that face, in JET colours (red = high). The same face is used for every detector of a column."),
+    (re.compile(r"fig3_ssim_(?P<variant>.+)\.png$"), "3",
+     "Figure 3 ({variant}): similarity of congenetic detectors' heatmaps", "RQ3",
      "For each congenetic group (same architecture and training set: original, transfer, merge) and each "
      "test set (its own, then FS, NT, DF, DFD): share of fake images whose mean pairwise SSIM of the group's "
-     "heatmaps is < 0.7, 0.7–0.9 and ≥ 0.9."),
+     "{variant} Grad-CAM maps is < 0.7, 0.7–0.9 and ≥ 0.9."),
+    (re.compile(r"fig_faithfulness\.png$"), "3b", "Grad-CAM deletion test (beyond the study)", "RQ3",
+     "One point per detector and test set: mean drop of P(fake) when the map's top pixels are occluded "
+     "(y) against the same area at a random place (x); above the diagonal, the map explains the decision."),
     (re.compile(r"fig5_(?P<label>.+)\.png$"), "5", "Figure 5 ({label}): neurons that are top contributors "
      "across datasets", "RQ4",
      "For each {label} detector (rows) and each k (columns: 1/16 … 1/2 of the analysis layer), how many "
@@ -605,9 +654,10 @@ def figure_entries(paths: list[str | Path]) -> list[dict]:
         for pattern, number, title, rq, caption in FIGURE_PATTERNS:
             m = pattern.search(Path(p).name)
             if m:
-                label = m.groupdict().get("label", "")
+                label, variant = m.groupdict().get("label", ""), m.groupdict().get("variant", "")
                 out.append(dict(path=str(p), number=number, rq=rq, label=label,
-                                title=title.format(label=label), caption=caption.format(label=label)))
+                                title=title.format(label=label, variant=variant),
+                                caption=caption.format(label=label, variant=variant)))
                 break
         else:
             log.warning("not a study figure, left out: %s", p)
@@ -653,6 +703,8 @@ class ReportData:
     detectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
     cv_ap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    faithfulness: pd.DataFrame = field(default_factory=pd.DataFrame)  # rq3_faithfulness.csv
+    faithfulness_summary: dict = field(default_factory=dict)  # faithfulness.json
     env: dict = field(default_factory=dict)
 
 
@@ -665,6 +717,22 @@ def _findings_list(d: ReportData) -> list[dict]:
         out.append(dict(number=n, rq=f"RQ{n}", claim=claim, verdict=f.get("verdict", "not computed"),
                         sentence=f.get("sentence", "No result file: the analysis has not run.")))
     return out
+
+
+def _rq_notes(rq: str, d: ReportData) -> list[str]:
+    """Lines under the RQ3 / RQ4 figures: Finding 3 per Grad-CAM variant and its robustness, the deletion
+    test's sentence; Finding 4 under both readings with its permutation baseline."""
+    if rq == "RQ3":
+        f = d.findings_rq3
+        lines = [f"Finding 3, {v}: {x.get('sentence', '')}" for v, x in f.get("variants", {}).items()]
+        lines += [f["robustness"]] if f.get("robustness") else []
+        if d.faithfulness_summary.get("sentence"):
+            lines.append(d.faithfulness_summary["sentence"])
+        return lines
+    if rq == "RQ4":
+        f = d.findings_rq4
+        return [f"Finding 4, {name} reading: {x.get('sentence', '')}" for name, x in f.get("readings", {}).items()]
+    return []
 
 
 def _verdict_class(v: str) -> str:
@@ -906,6 +974,12 @@ def _render_html(d: ReportData) -> str:
         for f in figs:
             add(f'<figure class="f{f["number"]}"><img src="{f["data_uri"]}" alt="{_e(f["title"])}">'
                 f"<figcaption><b>{_e(f['title'])}.</b> {_e(f['caption'])}</figcaption></figure>")
+        notes = _rq_notes(rq, d)
+        if notes:
+            add('<ul class="meta">' + "".join(f"<li>{_e(x)}</li>" for x in notes) + "</ul>")
+        if rq == "RQ3" and len(d.faithfulness):
+            add("<h3>Beyond the study: Grad-CAM deletion test</h3>")
+            add(_html_df(d.faithfulness, text_cols={"variant", "detector", "dataset"}))
 
     add('<h2 id="deviations">Deviations from the study\'s protocol</h2>')
     add("<p>Computed from the resolved configuration and the sizes the splits achieved: <b>data</b> and "
@@ -987,6 +1061,10 @@ def _render_md(d: ReportData) -> str:
         out += [f"## {rq}", ""]
         for f in [f for f in d.figures if f["rq"] == rq]:
             out += [f"![{f['title']}]({f.get('link', f['path'])})", "", f"**{f['title']}.** {f['caption']}", ""]
+        notes = _rq_notes(rq, d)
+        out += [f"- {x}" for x in notes] + ([""] if notes else [])
+        if rq == "RQ3" and len(d.faithfulness):
+            out += ["### Beyond the study: Grad-CAM deletion test", "", _md_df(d.faithfulness), ""]
     dev = deviations(d.config, d.splits)
     out += ["## Deviations from the study's protocol", "",
             _md_df(dev.assign(ratio=dev["ratio"].map(lambda r: f"{100 * r:.3g} %" if pd.notna(r) else "—"))), ""]
@@ -1030,7 +1108,7 @@ def load(args) -> ReportData:
             log.warning("no %s.csv given: the report says 'not computed'", n)
     found = _by_stem(args.findings)
     findings = {k: json.loads(found[k].read_text()) if k in found else {}
-                for k in ("findings", "findings_rq3", "findings_rq4")}
+                for k in ("findings", "findings_rq3", "findings_rq4", "faithfulness")}
     manifests = {Path(p).parent.name: pd.read_parquet(p, columns=["video_id", "label", "method", "frame",
                                                                    "status", "reason"])
                  for p in args.manifests}
@@ -1047,7 +1125,9 @@ def load(args) -> ReportData:
         sources=source_summary(manifests), datasets=dataset_summary(config.get("datasets", {}), manifests, splits),
         split_notes=split_notes(splits), splits=splits, detectors=detector_summary(cards),
         benchmarks=benchmark_summary(args.benchmarks),
-        cv_ap=pd.read_csv(files["cv_ap"]) if "cv_ap" in files else pd.DataFrame(), env=environment())
+        cv_ap=pd.read_csv(files["cv_ap"]) if "cv_ap" in files else pd.DataFrame(),
+        faithfulness=pd.read_csv(files["rq3_faithfulness"]) if "rq3_faithfulness" in files else pd.DataFrame(),
+        faithfulness_summary=findings["faithfulness"], env=environment())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1055,9 +1135,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", required=True, help="the resolved workflow config as JSON (hashed, "
                    "and the source of the deviations)")
     p.add_argument("--tables", nargs="*", default=[], help="dfstudy.tables outputs, recognised by name: "
-                   "table{4..7}.csv, table{4..7}_vs_published.csv, cv_ap.csv")
-    p.add_argument("--findings", nargs="*", default=[], help="findings.json, findings_rq3.json, findings_rq4.json")
-    p.add_argument("--figures", nargs="*", default=[], help="fig2_heatmaps_*.png, fig3_ssim.png, fig5_*.png")
+                   "table{4..7}.csv, table{4..7}_vs_published.csv, cv_ap.csv; rq3_faithfulness.csv")
+    p.add_argument("--findings", nargs="*", default=[], help="findings.json, findings_rq3.json, findings_rq4.json, faithfulness.json")
+    p.add_argument("--figures", nargs="*", default=[], help="fig2_heatmaps_*_*.png, fig3_ssim_*.png, fig_faithfulness.png, fig5_*.png")
     p.add_argument("--manifests", nargs="*", default=[], help="results/faces/{source}/manifest.parquet")
     p.add_argument("--split-summary", default=None, help="results/splits/summary.csv")
     p.add_argument("--cards", nargs="*", default=[], help="model cards results/models/*/*/*.json")

@@ -4,23 +4,27 @@ A congenetic group is the three detectors that share an architecture and a train
 transfer, merge). For each test set, each image gets the mean SSIM over the group's detector pairs
 (3 detectors -> 3 pairs); the shares of images with SSIM < 0.7, 0.7-0.9 and >= 0.9 make one histogram.
 
-SSIM is ``skimage.metrics.structural_similarity`` on the [0, 1] heatmaps with ``data_range=1.0`` and
-skimage's defaults otherwise (7x7 uniform window). The study does not say whether it compared the grey
-maps or their JET renderings; ``space="jet"`` computes the latter (RGB, ``data_range=255``) for comparison.
+SSIM is ``skimage.metrics.structural_similarity`` with skimage's defaults otherwise (7x7 uniform window),
+in the space each Grad-CAM variant calls for (``dfstudy.gradcam.SSIM_SPACE``): ``"map"`` compares the
+[0, 1] grey maps (``data_range=1.0``); ``"jet"`` compares their JET renderings as RGB uint8 images
+(``data_range=255``, the mean over the three channels), as the study's ``count_SSIM.py`` did with
+``multichannel=True`` on the JET images its Grad-CAM script had written.
 
 Command lines::
 
     # one group, one test set: per-image SSIM
     python -m dfstudy.similarity --group CELEB/MesoNet --dataset FS \
-        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/FS.npz \
-        --out results/gradcam/ssim/CELEB_MesoNet_FS.csv
-    # all per-image files: the RQ3 table and the Finding 3 verdict
-    python -m dfstudy.similarity summarize --inputs results/gradcam/ssim/*.csv \
-        --table results/tables/rq3_ssim.csv --findings results/tables/findings_rq3.json
+        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/FS.npz \
+        --out results/gradcam/ssim/heatmap/CELEB_MesoNet_FS.csv
+    # all per-image files: one RQ3 table per variant and the Finding 3 verdicts
+    python -m dfstudy.similarity summarize --inputs results/gradcam/ssim/*/*.csv \
+        --variants study_code heatmap \
+        --tables results/tables/rq3_ssim_study_code.csv results/tables/rq3_ssim_heatmap.csv \
+        --findings results/tables/findings_rq3.json
 
-Per-image CSV columns: ``trainset, arch, dataset, image_id, ssim`` (group mean) and one ``ssim_<a>_<b>``
-per detector pair (a, b = strategies). Table columns: ``trainset, arch, dataset, n, share_lt07,
-share_07_09, share_ge09, mean_ssim``.
+Per-image CSV columns: ``variant, trainset, arch, dataset, image_id, ssim`` (group mean) and one
+``ssim_<a>_<b>`` per detector pair (a, b = strategies). Table columns: ``trainset, arch, dataset, n,
+share_lt07, share_07_09, share_ge09, mean_ssim``.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ def pairwise_ssim(maps_a, maps_b, space="map") -> np.ndarray:
     Parameters
     ----------
     maps_a, maps_b : array (N, H, W)
-        Heatmaps in [0, 1] (float) or as stored grey levels (uint8, read as level / 255), same image order.
+        Heatmaps in [0, 1] (float) or as stored grey levels (uint8, read as level / 255; coloured as they
+        are for "jet"), same image order.
     space : {"map", "jet"}
         "map": SSIM of the grey maps, ``data_range=1.0``. "jet": SSIM of their JET renderings (RGB uint8,
         ``data_range=255``, channels averaged by skimage).
@@ -70,10 +75,11 @@ def pairwise_ssim(maps_a, maps_b, space="map") -> np.ndarray:
     np.ndarray
         float64 (N,).
     """
-    a, b = _as_unit_float(maps_a), _as_unit_float(maps_b)
+    a, b = np.asarray(maps_a), np.asarray(maps_b)
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"need two (N, H, W) arrays of one shape, got {a.shape} and {b.shape}")
     if space == "map":
+        a, b = _as_unit_float(a), _as_unit_float(b)
         return np.array([structural_similarity(x, y, data_range=1.0) for x, y in zip(a, b)], np.float64)
     if space == "jet":
         from dfstudy.gradcam import colorize
@@ -142,10 +148,11 @@ def ssim_bins(values) -> dict:
 
 
 def load_heatmaps(path) -> dict:
-    """Read a ``dfstudy.gradcam`` output: ``image_ids``, ``maps`` (float32 [0, 1]) and its labels."""
+    """Read a ``dfstudy.gradcam`` output: ``image_ids``, ``maps`` (as stored: uint8 grey levels or float16)
+    and its labels (``detector``, ``dataset``, ``layer``, ``variant``)."""
     with np.load(path, allow_pickle=False) as z:
-        out = {"image_ids": z["image_ids"].astype(str), "maps": _as_unit_float(z["heatmaps"])}
-        for key in ("detector", "dataset", "layer"):
+        out = {"image_ids": z["image_ids"].astype(str), "maps": z["heatmaps"]}
+        for key in ("detector", "dataset", "layer", "variant"):
             out[key] = str(z[key]) if key in z.files else ""
     return out
 
@@ -276,41 +283,96 @@ def _detector_names(loaded, paths):
     return names
 
 
+def finding3_variants(tables: dict) -> dict:
+    """Finding 3 under each Grad-CAM variant and whether the verdict depends on the variant.
+
+    Parameters
+    ----------
+    tables : dict
+        Variant name -> :func:`summarize` table, the primary variant (the one the verdict reports) first.
+
+    Returns
+    -------
+    dict
+        The primary variant's :func:`finding3` fields, plus ``variants`` (variant -> its :func:`finding3`),
+        ``primary``, ``robust`` (True when every variant gives the same verdict) and ``robustness`` (one
+        sentence); ``sentence`` ends with the robustness sentence.
+    """
+    if not tables:
+        raise ValueError("no variant tables")
+    per_variant = {v: finding3(t) for v, t in tables.items()}
+    primary = next(iter(per_variant))
+    verdicts = {v: f["verdict"] for v, f in per_variant.items()}
+    robust = len(set(verdicts.values())) == 1
+    detail = "; ".join(
+        f"{v}: {f['verdict']}" + (f" ({100 * f['share_lt07']:.1f} % below 0.7)" if "share_lt07" in f else "")
+        for v, f in per_variant.items()
+    )
+    if len(per_variant) == 1:
+        robustness = f"Only the {primary} variant was computed, so robustness to the Grad-CAM variant is untested."
+    elif robust:
+        robustness = f"The verdict holds under every Grad-CAM variant ({detail})."
+    else:
+        robustness = f"The verdict depends on the Grad-CAM variant ({detail})."
+    out = dict(per_variant[primary])
+    out.update(primary=primary, variants=per_variant, robust=robust, robustness=robustness,
+               sentence=f"[{primary}] {per_variant[primary]['sentence']} {robustness}")
+    return out
+
+
 def compute_main(argv=None):
+    from dfstudy.gradcam import SSIM_SPACE
+
     p = argparse.ArgumentParser(prog="python -m dfstudy.similarity", description="per-image group SSIM")
     p.add_argument("--group", required=True, help="trainset/arch, e.g. CELEB/MesoNet")
     p.add_argument("--dataset", required=True, help="test set name, e.g. FS")
     p.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files of the group")
     p.add_argument("--out", required=True, help="per-image CSV")
-    p.add_argument("--space", choices=("map", "jet"), default="map")
+    p.add_argument("--space", choices=("map", "jet"), default=None,
+                   help="default: the one the files' Grad-CAM variant calls for (dfstudy.gradcam.SSIM_SPACE)")
     args = p.parse_args(argv)
     trainset, arch = args.group.split("/")
     loaded = [load_heatmaps(path) for path in args.heatmaps]
+    variants = {d["variant"] or "heatmap" for d in loaded}  # files without the field predate the variants
+    if len(variants) != 1:
+        raise SystemExit(f"the heatmap files mix Grad-CAM variants: {sorted(variants)}")
+    variant = variants.pop()
+    space = args.space or SSIM_SPACE[variant]
     image_ids, maps = _aligned(loaded)
     names = _detector_names(loaded, args.heatmaps)
-    pairs = pair_ssims(dict(zip(names, maps)), args.space)
+    pairs = pair_ssims(dict(zip(names, maps)), space)
     frame = pd.DataFrame(
-        {"trainset": trainset, "arch": arch, "dataset": args.dataset, "image_id": image_ids,
+        {"variant": variant, "trainset": trainset, "arch": arch, "dataset": args.dataset, "image_id": image_ids,
          "ssim": np.mean(list(pairs.values()), axis=0)}
         | {f"ssim_{a}_{b}": v for (a, b), v in pairs.items()}
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False)
-    log.info("%s %s: %d images, %s", args.group, args.dataset, len(frame), ssim_bins(frame["ssim"]))
+    log.info("%s %s (%s, SSIM on %s): %d images, %s", args.group, args.dataset, variant, space, len(frame),
+             ssim_bins(frame["ssim"]))
 
 
 def summarize_main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity summarize", description="RQ3 table + Finding 3")
+    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity summarize",
+                                description="RQ3 tables (one per Grad-CAM variant) + Finding 3")
     p.add_argument("--inputs", nargs="+", required=True, help="per-image CSVs")
-    p.add_argument("--table", required=True, help="output CSV, e.g. results/tables/rq3_ssim.csv")
+    p.add_argument("--variants", nargs="+", default=["heatmap"],
+                   help="Grad-CAM variants, the primary one first; paired in order with --tables")
+    p.add_argument("--tables", nargs="+", required=True, help="output CSVs, e.g. results/tables/rq3_ssim_heatmap.csv")
     p.add_argument("--findings", required=True, help="output JSON, e.g. results/tables/findings_rq3.json")
     args = p.parse_args(argv)
+    if len(args.variants) != len(args.tables):
+        raise SystemExit(f"{len(args.variants)} --variants but {len(args.tables)} --tables")
     per_image = pd.concat([pd.read_csv(f, dtype={"image_id": str}) for f in args.inputs], ignore_index=True)
-    table = summarize(per_image)
-    finding = finding3(table)
-    for path in (args.table, args.findings):
+    if "variant" not in per_image:
+        per_image["variant"] = "heatmap"
+    tables = {}
+    for variant, path in zip(args.variants, args.tables):
+        tables[variant] = summarize(per_image[per_image["variant"] == variant])
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.table, index=False, float_format="%.4f")
+        tables[variant].to_csv(path, index=False, float_format="%.4f")
+    finding = finding3_variants(tables)
+    Path(args.findings).parent.mkdir(parents=True, exist_ok=True)
     Path(args.findings).write_text(json.dumps(finding, indent=2) + "\n")
     log.info("%s", finding["sentence"])
 
