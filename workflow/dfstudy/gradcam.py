@@ -46,6 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfstudy import device
 from dfstudy.cli import split_out_pairs
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ def parse_args(argv=None):
     p.add_argument("--dtype", choices=("uint8", "float16"), default="uint8", help="storage of the maps")
     p.add_argument("--detector", default=None, help="label trainset/arch/strategy (default: from --model)")
     p.add_argument("--threads", type=int, default=1)
+    device.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -303,6 +305,7 @@ def main(argv=None):
     from dfstudy.train import configure_backend
 
     configure_backend(args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
     pairs = split_out_pairs(args.split, args.out)
     model = load_model(args.model)  # once for all of the detector's sets
     layer = args.layer or last_conv_layer(model)
