@@ -16,17 +16,19 @@ rule rank_neurons:
         measure=config["causal"]["measure"],
         grid_range=config["causal"]["grid_range"],
         seed=config["seed"],
+        backend=KERAS_BACKEND,
+        gpu=GPU_CHECK,
     threads: max(1, min(workflow.cores, 8))
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
     conda:
-        "../envs/train.yaml"
+        GPU_ENV
     shell:
-        "python -m dfstudy.causal --model {input.model} --layer {params.layer} {params.pairs}"
-        " --n-samples {params.n} --grid {params.grid} --measure {params.measure} --grid-range {params.grid_range}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "KERAS_BACKEND={params.backend} python -m dfstudy.causal --model {input.model} --layer {params.layer}"
+        " {params.pairs} --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
+        " --grid-range {params.grid_range} --seed {params.seed} --threads {threads} {params.gpu} > {log} 2>&1"
 
 
 rule overlap_neurons:

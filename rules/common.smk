@@ -1,4 +1,5 @@
 import json
+import os
 import re
 from pathlib import Path
 import shlex
@@ -28,6 +29,20 @@ REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
 STRATEGIES = config["detectors"]["strategies"]
 GRADCAM_VARIANTS = config["gradcam"]["variant"]
+
+
+def keras_backend():
+    """Backend of training, prediction and causal analysis: detectors.backend, else $KERAS_BACKEND, else tensorflow."""
+    backend = config["detectors"]["backend"] or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if backend not in ("tensorflow", "jax"):
+        raise ValueError(f"KERAS_BACKEND={backend!r}: dfstudy runs on tensorflow or jax (config key detectors.backend)")
+    return backend
+
+
+# the four GPU rules: their backend, their conda env (CUDA builds when a GPU is required) and the GPU check
+KERAS_BACKEND = keras_backend()
+GPU_ENV = "../envs/train-gpu.yaml" if config["detectors"]["device"] == "gpu" else "../envs/train.yaml"
+GPU_CHECK = "--require-gpu" if config["detectors"]["device"] == "gpu" else ""
 
 
 wildcard_constraints:

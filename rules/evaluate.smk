@@ -11,16 +11,18 @@ rule predict_detector:
     params:
         pairs=prediction_pairs,
         batch=config["evaluation"]["batch_size"],
+        backend=KERAS_BACKEND,
+        gpu=GPU_CHECK,
     threads: max(1, min(workflow.cores, 8))
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
     conda:
-        "../envs/train.yaml"
+        GPU_ENV
     shell:
-        "python -m dfstudy.evaluate --model {input.model} {params.pairs}"
-        " --batch-size {params.batch} --threads {threads} > {log} 2>&1"
+        "KERAS_BACKEND={params.backend} python -m dfstudy.evaluate --model {input.model} {params.pairs}"
+        " --batch-size {params.batch} --threads {threads} {params.gpu} > {log} 2>&1"
 
 
 rule make_tables:

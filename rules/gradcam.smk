@@ -14,16 +14,19 @@ rule explain_detector:
         n=config["gradcam"]["images"],
         batch=config["gradcam"]["batch_size"],
         seed=config["seed"],
+        gpu=GPU_CHECK,
     threads: max(1, min(workflow.cores, 8))
     resources:
         mem_mb=8000,
         runtime=60,
         gpu=1,
     conda:
-        "../envs/train.yaml"
+        GPU_ENV
     shell:
-        "python -m dfstudy.gradcam --model {input.model} {params.pairs} {params.opts} --n-images {params.n}"
-        " --seed {params.seed} --batch-size {params.batch} --threads {threads} > {log} 2>&1"
+        # tf-explain is TensorFlow code: Grad-CAM runs on TensorFlow whatever detectors.backend says
+        "KERAS_BACKEND=tensorflow python -m dfstudy.gradcam --model {input.model} {params.pairs} {params.opts}"
+        " --n-images {params.n} --seed {params.seed} --batch-size {params.batch} --threads {threads}"
+        " {params.gpu} > {log} 2>&1"
 
 
 rule compare_heatmaps:

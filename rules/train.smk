@@ -12,15 +12,17 @@ rule train_detector:
     params:
         opts=training_options,
         workdir="results/checkpoints/{trainset}/{arch}/{strategy}",
+        backend=KERAS_BACKEND,
+        gpu=GPU_CHECK,
     threads: max(1, min(workflow.cores, 8))
     resources:
         mem_mb=12000,
         runtime=720,
         gpu=1,
     conda:
-        "../envs/train.yaml"
+        GPU_ENV
     shell:
-        "python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
+        "KERAS_BACKEND={params.backend} python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
         " --strategy {wildcards.strategy} --train {input.train} --val {input.val}"
         " --out {output.model} --card {output.card} --history {output.history}"
-        " --workdir {params.workdir} --threads {threads} {params.opts} > {log} 2>&1"
+        " --workdir {params.workdir} --threads {threads} {params.opts} {params.gpu} > {log} 2>&1"

@@ -1,5 +1,10 @@
 """The five architectures: the study's parameter counts, flat graphs, the layer names other stages use."""
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -97,3 +102,106 @@ def test_save_load_keeps_names_and_outputs(tmp_path, name):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     assert models.architecture_of(loaded) == name
     np.testing.assert_allclose(loaded.predict_on_batch(images), model.predict_on_batch(images), rtol=1e-5, atol=1e-6)
+
+
+# MesoInception's dilated convolutions: zero-filled kernels, the same mathematics as native dilation ------
+
+
+def _outputs_and_gradients(model, images, seed=0):
+    """Outputs, and gradients of a random weighting of them w.r.t. every trainable weight and the input,
+    with the running backend's own autodiff (inference mode: no dropout draw differs between models)."""
+    x = keras.ops.convert_to_tensor(np.asarray(images, dtype="float32"))
+    r = keras.ops.convert_to_tensor(np.random.default_rng(seed).normal(size=(len(images), 1)).astype("float32"))
+    if keras.config.backend() == "jax":
+        import jax
+
+        def loss(trainable, x):
+            y, _ = model.stateless_call(trainable, [v.value for v in model.non_trainable_variables], x)
+            return keras.ops.sum(y * r), y
+
+        (_, y), (g_w, g_x) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+            [v.value for v in model.trainable_variables], x
+        )
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x, training=False)
+            total = keras.ops.sum(y * r)
+        *g_w, g_x = tape.gradient(total, [*model.trainable_variables, x])
+    return [np.asarray(t) for t in (y, g_x, *g_w)]
+
+
+def zero_filled_vs_native(size=32, seed=3):
+    """Largest |difference| / scale between the zero-filled and the native dilated MesoInception, on the
+    same weights: outputs, input gradients and every weight gradient (one entry each)."""
+    from dfstudy.models.mesoinception import mesoinception
+
+    keras.utils.set_random_seed(seed)
+    native = mesoinception((size, size, 3), dilated_conv=keras.layers.Conv2D)
+    filled = mesoinception((size, size, 3))
+    filled.set_weights(native.get_weights())
+    images = np.random.default_rng(seed).integers(0, 256, (4, size, size, 3))
+    ours, theirs = _outputs_and_gradients(filled, images), _outputs_and_gradients(native, images)
+    return [float(np.abs(a - b).max() / max(1.0, np.abs(b).max())) for a, b in zip(ours, theirs)]
+
+
+def test_zero_filled_dilation_keeps_variables_names_and_count(at256):
+    from dfstudy.models.mesoinception import ZeroFilledDilatedConv2D, mesoinception
+
+    native = mesoinception((256, 256, 3), dilated_conv=keras.layers.Conv2D)
+    filled = at256["MesoInception"]
+    assert [layer.name for layer in filled.layers] == [layer.name for layer in native.layers]
+    assert [(w.path, w.shape) for w in filled.weights] == [(w.path, w.shape) for w in native.weights]
+    dilated = [layer for layer in filled.layers if isinstance(layer, ZeroFilledDilatedConv2D)]
+    assert sorted(layer.dilation_rate for layer in dilated) == [(2, 2), (2, 2), (3, 3), (3, 3)]
+    assert all(layer.kernel.shape[:2] == (3, 3) for layer in dilated)
+    assert _trainable(filled) == _trainable(native) == 28_615
+
+
+def test_zero_filled_kernel_places_each_weight_once():
+    from dfstudy.models.mesoinception import zero_filled_kernel
+
+    kernel = np.arange(1, 3 * 3 * 2 * 1 + 1, dtype="float32").reshape(3, 3, 2, 1)
+    spread = np.asarray(zero_filled_kernel(keras.ops.convert_to_tensor(kernel), (3, 2)))
+    assert spread.shape == (7, 5, 2, 1)
+    np.testing.assert_array_equal(spread[::3, ::2], kernel)
+    assert np.count_nonzero(spread) == kernel.size
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_zero_filled_dilation_equals_native_outputs_and_gradients(backend):
+    if backend == keras.config.backend():
+        differences = zero_filled_vs_native()
+    else:  # the other backend needs its own process: Keras fixes its backend at import
+        pytest.importorskip(backend)
+        done = subprocess.run([sys.executable, __file__], env={**os.environ, "KERAS_BACKEND": backend},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        differences = json.loads(done.stdout.strip().splitlines()[-1])
+    trainable = models.build("MesoInception", (32, 32, 3)).trainable_weights
+    assert len(differences) == 2 + len(trainable)  # output, input gradient, one per trainable weight
+    assert max(differences) < 1e-5, differences
+
+
+def test_weights_move_between_zero_filled_and_native(tmp_path):
+    """A detector saved with native dilation (e.g. trained before this layer existed) loads as it was
+    saved, and its weight list drops into the zero-filled model unchanged, and back."""
+    from dfstudy.models.mesoinception import mesoinception
+
+    images = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    keras.utils.set_random_seed(8)
+    mesoinception((64, 64, 3), dilated_conv=keras.layers.Conv2D).save(tmp_path / "native.keras")
+    native = keras.saving.load_model(tmp_path / "native.keras", compile=False)
+    filled = models.build("MesoInception", (64, 64, 3))
+    filled.set_weights(native.get_weights())
+    np.testing.assert_allclose(filled.predict_on_batch(images), native.predict_on_batch(images), atol=1e-6)
+    keras.utils.set_random_seed(9)
+    other = models.build("MesoInception", (64, 64, 3))
+    native.set_weights(other.get_weights())
+    np.testing.assert_allclose(native.predict_on_batch(images), other.predict_on_batch(images), atol=1e-6)
+
+
+if __name__ == "__main__":  # the other-backend half of the equality test runs this file in a subprocess
+    print(json.dumps(zero_filled_vs_native()))

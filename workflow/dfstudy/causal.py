@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfstudy import device
 from dfstudy.cli import split_out_pairs
 
 log = logging.getLogger(__name__)
@@ -874,6 +875,7 @@ def _parser():
     p.add_argument("--batch-size", type=int, default=64, help="images per head forward pass")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-level", default="INFO")
+    device.add_arguments(p)
     return p
 
 
@@ -968,6 +970,7 @@ def main(argv=None):
 
     if args.threads:
         configure_backend(args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
     model = load_model(args.model)
     head, tail = split_model(model, args.layer)
     log.info("loaded %s; layer %s -> %s values; fast path: %s", args.model, args.layer,

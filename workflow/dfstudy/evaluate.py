@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfstudy import device
 from dfstudy.cli import split_out_pairs
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="cap TensorFlow intra/inter-op threads (ignored on other backends)")
     p.add_argument("--log-level", default="INFO")
+    device.add_arguments(p)
     return p
 
 
@@ -124,6 +126,7 @@ def main(argv=None) -> None:
         from dfstudy.train import configure_backend
 
         configure_backend(threads=args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
     model = load_model(args.model)
     log.info("loaded %s", args.model)
     for split_path, out_path in pairs:

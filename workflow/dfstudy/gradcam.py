@@ -77,6 +77,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from dfstudy import device
 from dfstudy.cli import split_out_pairs
 
 log = logging.getLogger(__name__)
@@ -513,6 +514,7 @@ def parse_args(argv=None):
     p.add_argument("--faithfulness-images", type=int, default=50, help="images per split for the deletion test")
     p.add_argument("--faithfulness-fraction", type=float, default=0.1, help="share of pixels occluded")
     p.add_argument("--threads", type=int, default=1)
+    device.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -523,6 +525,7 @@ def main(argv=None):
     from dfstudy.train import configure_backend
 
     configure_backend(args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
     variants = list(dict.fromkeys(args.variant or ["study_code", "heatmap"]))
     pairs = split_out_pairs(args.split, args.out)
     if len(variants) > 1 and any("{variant}" not in out for _, out in pairs):

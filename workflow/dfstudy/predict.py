@@ -111,9 +111,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import keras
+    from dfstudy.evaluate import load_model  # registers MesoInception's zero-filled dilated convolution
 
-    model = keras.saving.load_model(args.model, compile=False)
+    model = load_model(args.model)
     table = predict_paths(model, args.paths, args.frames, args.batch_size, args.save_crops)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:

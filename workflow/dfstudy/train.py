@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfstudy import models
+from dfstudy import device, models
 
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
 STRATEGIES = ("original", "transfer", "merge")
@@ -404,7 +404,7 @@ def train_detector(
         "val_images": len(val["images"]),
         "train_sha256": fingerprints["train"],
         "val_sha256": fingerprints["val"],
-        "backend": keras.config.backend(),
+        **device.runtime(),  # backend, and the device it computed on
         "keras_version": keras.__version__,
         "dtype_policy": keras.config.dtype_policy().name,
         "wall_time_s": round(float(history["seconds"].sum()), 1),
@@ -455,7 +455,8 @@ def parse_args(argv=None):
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
     p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
     p.add_argument("--weights", choices=["imagenet"], help="backbone initialisation (XceptionNet, EfficientNet)")
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy (GPU)")
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy (on a GPU only)")
+    device.add_arguments(p)
     p.add_argument("--bn-momentum", type=float, help="momentum of BatchNormalization moving statistics")
     p.add_argument(
         "--recalibrate-bn", action="store_true",
@@ -472,7 +473,10 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     configure_backend(args.threads, args.deterministic)
-    if args.mixed_precision:
+    on = device.announce(args.require_gpu, LOG)
+    if args.mixed_precision and on["device"] == "cpu":  # float16 has no fast CPU kernels: it would only slow down
+        LOG.warning("--mixed-precision ignored: no GPU, training in float32")
+    elif args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     train, val = load_split(args.train), load_split(args.val)
     LOG.info("%s %s %s: %d train, %d val images of %s", args.arch, args.trainset, args.strategy,
