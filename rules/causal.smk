@@ -18,7 +18,7 @@ rule rank_neurons:
         seed=config["seed"],
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
-    threads: max(1, min(workflow.cores, 8))
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=60,

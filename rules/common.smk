@@ -29,6 +29,10 @@ REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
 STRATEGIES = config["detectors"]["strategies"]
 GRADCAM_VARIANTS = config["gradcam"]["variant"]
+# Threads of each training, prediction, Grad-CAM and causal job when run locally: the demo's small models
+# gain little from a second thread, while a second job on the other core doubles the work done; GPU nodes
+# get theirs from the profile (profiles/slurm: set-threads), and --set-threads overrides either.
+MODEL_THREADS = 1
 
 
 def keras_backend():

@@ -9,7 +9,7 @@ rule synthesize_corpus:
         spec=as_json({k: v for k, v in config["corpus"].items() if k not in ("synthesize", "root")}),
         seed=config["seed"],
         root=lambda wildcards, output: Path(output.index).parent,
-    threads: workflow.cores
+    threads: 16  # capped at --cores
     resources:
         mem_mb=2000,
         runtime=60,

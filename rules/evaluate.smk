@@ -13,7 +13,7 @@ rule predict_detector:
         batch=config["evaluation"]["batch_size"],
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
-    threads: max(1, min(workflow.cores, 8))
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=60,

@@ -15,7 +15,7 @@ rule explain_detector:
         batch=config["gradcam"]["batch_size"],
         seed=config["seed"],
         gpu=GPU_CHECK,
-    threads: max(1, min(workflow.cores, 8))
+    threads: MODEL_THREADS
     resources:
         mem_mb=8000,
         runtime=60,

@@ -14,7 +14,7 @@ rule train_detector:
         workdir="results/checkpoints/{trainset}/{arch}/{strategy}",
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
-    threads: max(1, min(workflow.cores, 8))
+    threads: MODEL_THREADS
     resources:
         mem_mb=12000,
         runtime=720,
