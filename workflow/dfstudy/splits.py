@@ -225,6 +225,15 @@ class _Draws:
                           "size_key": size_key, "supply_key": supply_key})
         return chosen
 
+    def draw_each(self, dataset, part, taken, pools, n, size_key, supply_key):
+        """``n`` images from each of ``pools`` ({dataset it comes from: pool}); every draw leaves out the
+        images of ``taken`` and of the draws before it (FF++-based sets share their reals)."""
+        chosen = list(taken)
+        for of, pool in pools.items():
+            chosen.append(self.draw(dataset, part, pool, n, size_key, supply_key, of=of,
+                                    exclude=pd.concat(chosen)["image_id"]))
+        return chosen[len(taken):]
+
     def shortfalls(self) -> list[dict]:
         return [r for r in self.rows if r["actual"] < r["requested"]]
 
@@ -289,22 +298,17 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
         for part in ("train", "val", "test"):
             parts[(name, part)] = draws.draw(name, part, pool[pool["split"] == part], sizes[part],
                                              f"splits.{part}", SUPPLY_KEY.get(part, training_key))
-        # fine-tuning adds images the detector has not trained on; FF++-based sets share their reals, so
-        # each draw leaves out what the earlier ones took
-        chosen = [parts[(name, "train")]]
-        chosen.append(draws.draw(name, "finetune", pool[pool["split"] == "train"], sizes["finetune_own"],
-                                 "splits.finetune_own", training_key, exclude=chosen[0]["image_id"]))
-        for u in sizes["finetune_from"]:
-            chosen.append(draws.draw(name, "finetune", _finetune_pool(images_of(u), finetune_videos[u]),
-                                     sizes["finetune_per_unseen"], "splits.finetune_per_unseen", training_key,
-                                     of=u, exclude=pd.concat(chosen)["image_id"]))
-        parts[(name, "finetune")] = pd.concat(chosen[1:]).sort_values("image_id").reset_index(drop=True)
-        chosen = [parts[(name, "val")]]
-        for u in sizes["finetune_from"]:
-            chosen.append(draws.draw(name, "finetune_val", images_of(u)[lambda t: t["split"] == "val"],
-                                     sizes["finetune_val_per_unseen"], "splits.finetune_val_per_unseen",
-                                     training_key, of=u, exclude=pd.concat(chosen)["image_id"]))
-        parts[(name, "finetune_val")] = pd.concat(chosen).sort_values("image_id").reset_index(drop=True)
+        own = draws.draw(name, "finetune", pool[pool["split"] == "train"], sizes["finetune_own"],
+                         "splits.finetune_own", training_key, exclude=parts[(name, "train")]["image_id"])
+        extra = draws.draw_each(name, "finetune", [parts[(name, "train")], own],
+                                {u: _finetune_pool(images_of(u), finetune_videos[u]) for u in sizes["finetune_from"]},
+                                sizes["finetune_per_unseen"], "splits.finetune_per_unseen", training_key)
+        parts[(name, "finetune")] = pd.concat([own, *extra]).sort_values("image_id").reset_index(drop=True)
+        extra = draws.draw_each(name, "finetune_val", [parts[(name, "val")]],
+                                {u: images_of(u)[lambda t: t["split"] == "val"] for u in sizes["finetune_from"]},
+                                sizes["finetune_val_per_unseen"], "splits.finetune_val_per_unseen", training_key)
+        parts[(name, "finetune_val")] = (pd.concat([parts[(name, "val")], *extra])
+                                         .sort_values("image_id").reset_index(drop=True))
 
     for name, spec in datasets.items():
         if name in trainsets:
