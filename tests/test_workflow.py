@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir, *args, timeout=1500):
+def snakemake(workdir, *args, timeout=1500, configfiles=()):
+    configfiles = [str(ROOT / "tests/smoke.yaml"), *map(str, configfiles)]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "tests/smoke.yaml"), "--cores", "2", "--show-failed-logs", *args]
+           "--configfile", *configfiles, "--cores", "2", "--show-failed-logs", *args]
     # rules run `python -m dfstudy...`: the interpreter running the tests must be the one on PATH
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {**os.environ, "PATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -145,14 +146,16 @@ def test_a_short_split_stops_the_workflow_before_training(study, tmp_path):
     for folder in ("corpus", "videos", "faces"):
         shutil.copytree(study / "results" / folder, tmp_path / "results" / folder)  # copy2 keeps the mtimes
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    short = snakemake(tmp_path, "--config", "splits={test: 400}", "--rerun-triggers", "mtime")
-    assert short.returncode != 0
+    ask = tmp_path / "ask.yaml"
+    ask.write_text("splits: {test: 400}\n")
+    short = snakemake(tmp_path, "--rerun-triggers", "mtime", configfiles=[ask])
+    assert short.returncode != 0, short.stdout[-3000:]
     log = (tmp_path / "results/logs/make_splits.log").read_text()
     assert "ShortSplitError" in log and "DFD/test: 400 images requested" in log and "lower splits.test" in log
     assert not (tmp_path / "results/models").exists() and not list((tmp_path / "results").rglob("*.npz"))
 
-    allowed = snakemake(tmp_path, "results/splits/audit.csv", "--config", "splits={test: 400, allow_short: true}",
-                        "--rerun-triggers", "mtime")
+    ask.write_text("splits: {test: 400, allow_short: true}\n")
+    allowed = snakemake(tmp_path, "results/splits/audit.csv", "--rerun-triggers", "mtime", configfiles=[ask])
     assert allowed.returncode == 0, allowed.stderr[-4000:]
     summary = pd.read_csv(tmp_path / "results/splits/summary.csv", keep_default_na=False)
     dfd = summary[(summary["dataset"] == "DFD") & (summary["part"] == "test")].iloc[0]
