@@ -254,8 +254,15 @@ def _show(v) -> str:
     return "—" if v is None else str(v)
 
 
-# The study's size of each part (STUDY.md "Samples"; val and finetune_val: our reading of its code)
-STUDY_PART_SIZES = {"train": 16000, "val": 2000, "test": 2000, "finetune": 4000, "finetune_val": 4000}
+# The study's size of each part, from its splits.* values above (val and finetune_val: our reading of its code)
+_STUDY = {key: value for key, value, *_ in PAPER_SCALE}
+STUDY_PART_SIZES = {
+    "train": _STUDY["splits.train"], "val": _STUDY["splits.val"], "test": _STUDY["splits.test"],
+    "finetune": _STUDY["splits.finetune_own"]
+    + _STUDY["splits.finetune_per_unseen"] * len(_STUDY["splits.finetune_from"]),
+    "finetune_val": _STUDY["splits.val"]
+    + _STUDY["splits.finetune_val_per_unseen"] * len(_STUDY["splits.finetune_from"]),
+}
 
 
 def achieved_deviations(splits: pd.DataFrame) -> list[dict]:

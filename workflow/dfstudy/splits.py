@@ -51,9 +51,9 @@ DEFAULT_NAMESPACES = {"faceforensics": "ffpp", "dfd": "dfd", "celebdf": "celebdf
 LEVELS = ("image", "video", "identity")  # what a test set shares with no training image, weakest first
 TRAINSET_PARTS = ("train", "val", "test", "finetune", "finetune_val")
 SEEN_PARTS = ("train", "val", "finetune", "finetune_val")  # what a detector learns from or is selected on
-# Where a part's images come from, for the message of a short part: test parts read the videos outside
-# training (preprocess.frames_per_video faces each), the others the training-side videos.
-SUPPLY_KEY = {"test": "preprocess.frames_per_video"}
+# The key that sets how many faces a short part's pool holds: test-side videos give frames_per_video faces,
+# training-side videos (train, val, fine-tuning, FS-I / NT-I reals) frames_per_training_video.
+TEST_SUPPLY_KEY = "preprocess.frames_per_video"
 TRAINING_SUPPLY_KEY = "preprocess.frames_per_training_video"
 
 
@@ -292,21 +292,21 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
 
     draws = _Draws(seed)
     parts: dict[tuple[str, str], pd.DataFrame] = {}
-    training_key = TRAINING_SUPPLY_KEY
     for name in trainsets:
         pool = images_of(name)
         for part in ("train", "val", "test"):
+            supply = TEST_SUPPLY_KEY if part == "test" else TRAINING_SUPPLY_KEY
             parts[(name, part)] = draws.draw(name, part, pool[pool["split"] == part], sizes[part],
-                                             f"splits.{part}", SUPPLY_KEY.get(part, training_key))
+                                             f"splits.{part}", supply)
         own = draws.draw(name, "finetune", pool[pool["split"] == "train"], sizes["finetune_own"],
-                         "splits.finetune_own", training_key, exclude=parts[(name, "train")]["image_id"])
+                         "splits.finetune_own", TRAINING_SUPPLY_KEY, exclude=parts[(name, "train")]["image_id"])
         extra = draws.draw_each(name, "finetune", [parts[(name, "train")], own],
                                 {u: _finetune_pool(images_of(u), finetune_videos[u]) for u in sizes["finetune_from"]},
-                                sizes["finetune_per_unseen"], "splits.finetune_per_unseen", training_key)
+                                sizes["finetune_per_unseen"], "splits.finetune_per_unseen", TRAINING_SUPPLY_KEY)
         parts[(name, "finetune")] = pd.concat([own, *extra]).sort_values("image_id").reset_index(drop=True)
         extra = draws.draw_each(name, "finetune_val", [parts[(name, "val")]],
                                 {u: images_of(u)[lambda t: t["split"] == "val"] for u in sizes["finetune_from"]},
-                                sizes["finetune_val_per_unseen"], "splits.finetune_val_per_unseen", training_key)
+                                sizes["finetune_val_per_unseen"], "splits.finetune_val_per_unseen", TRAINING_SUPPLY_KEY)
         parts[(name, "finetune_val")] = (pd.concat([parts[(name, "val")], *extra])
                                          .sort_values("image_id").reset_index(drop=True))
 
@@ -327,7 +327,7 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
             pool = pd.concat([reals, fakes])
         else:
             continue
-        supply = training_key if spec["role"] == "same_identity" else SUPPLY_KEY["test"]
+        supply = TRAINING_SUPPLY_KEY if spec["role"] == "same_identity" else TEST_SUPPLY_KEY
         parts[(name, "test")] = draws.draw(name, "test", pool, sizes["test"], "splits.test", supply)
 
     requested, short = {}, {}
