@@ -134,7 +134,8 @@ def training_options(wildcards):
         opts.append(f"--bn-momentum {det['bn_momentum']}")
     if det["patience"]:
         opts.append(f"--patience {det['patience']}")
-    if det["recalibrate_bn"]:
+    recalibrate = det["recalibrate_bn"]  # true, false, or the architectures that need it
+    if recalibrate is True or (isinstance(recalibrate, list) and wildcards.arch in recalibrate):
         opts.append("--recalibrate-bn")
     if det["mixed_precision"]:
         opts.append("--mixed-precision")

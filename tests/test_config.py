@@ -138,14 +138,16 @@ def test_paper_config_next_to_its_data_runs_from_another_directory(tmp_path):
 
 
 def test_training_commands_follow_the_per_architecture_settings(tmp_path):
-    """The demo's ShallowNet trains longer than the rest, and every detector recalibrates BN; paper.yaml undoes both."""
-    targets = [f"results/models/CELEB/{a}/original.keras" for a in ("MesoNet", "ShallowNet")]
+    """The demo's ShallowNet trains longer than the rest, and the small networks recalibrate BN (the listed
+    architectures only); paper.yaml undoes both."""
+    archs = ("MesoNet", "ShallowNet", "XceptionNet")
+    targets = [f"results/models/CELEB/{a}/original.keras" for a in archs]
     demo = dry_run(tmp_path, *targets, "--configfile", str(ROOT / "config/config.yaml"))
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     lines = demo.stdout.splitlines()
-    commands = {a: next(line for line in lines if f"--arch {a} " in line) for a in ("MesoNet", "ShallowNet")}
+    commands = {a: next(line for line in lines if f"--arch {a} " in line) for a in archs}
     assert "--epochs 30 " in commands["MesoNet"] and "--epochs 60 " in commands["ShallowNet"]
-    assert all("--recalibrate-bn" in c for c in commands.values())
+    assert ["--recalibrate-bn" in commands[a] for a in archs] == [True, True, False]
     merged_paper = merged(ROOT / "config/config.yaml", ROOT / "config/paper.yaml")
     assert merged_paper["detectors"]["epochs_per_architecture"] is None
     assert merged_paper["detectors"]["recalibrate_bn"] is False
@@ -163,3 +165,10 @@ def test_a_method_typo_stops_the_dry_run(tmp_path):
     bad = write(tmp_path / "typo.yaml", {"datasets": {"FS": {"source": "ffpp", "method": "FaceSwapp", "role": "unseen"}}})
     run = subprocess.run(["snakemake", "-n", "--configfile", str(bad)], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode != 0 and "datasets.FS.method: 'FaceSwapp'" in run.stdout + run.stderr
+
+
+def test_recalibration_may_name_only_architectures_of_the_run():
+    config = study_config()
+    config["detectors"]["recalibrate_bn"] = ["ShallowNet", "ShalowNet"]
+    with pytest.raises(ConfigError, match="detectors.recalibrate_bn: 'ShalowNet' is not in detectors.architectures"):
+        check_config(config)

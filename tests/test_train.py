@@ -45,6 +45,7 @@ def small(data):
 
 
 def run(data, workdir, epochs=2, seed=SEED, batch_size=32, **kwargs):
+    kwargs.setdefault("backup_every", 0)  # a backup after every epoch, so a kill leaves one to resume
     keras.utils.set_random_seed(seed)
     model = models.build("MesoNet", (SIZE, SIZE, 3))
     best, history, card = T.train_detector(
@@ -70,7 +71,10 @@ def test_original_learns_and_reports(data, original):
     accuracy = np.mean((best.predict(test["images"], verbose=0).ravel() >= 0.5) == test["labels"])
     assert accuracy >= 0.8, f"held-out accuracy {accuracy:.2f}"
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-    assert history["epoch"].tolist() == list(range(1, 8))
+    # every epoch up to the first perfect validation accuracy, after which none could be kept
+    stopped = card["stopped_early"] is not None
+    assert history["epoch"].tolist() == list(range(1, len(history) + 1)) and (len(history) == 7 or stopped)
+    assert stopped == (history["val_accuracy"].iloc[-1] == 1.0 and len(history) < 7)
     assert card["best_epoch"] == history.loc[history["val_accuracy"].idxmax(), "epoch"]
     assert card["val_accuracy"] == history["val_accuracy"].max()
     assert card["trainable_params"] == 11_849 and card["image_size"] == SIZE
@@ -129,18 +133,32 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, ca
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
 
 
-def test_patience_stops_after_that_many_epochs_without_a_better_one():
+def test_a_kill_before_the_first_backup_starts_over_to_the_same_result(small, tmp_path):
+    _, _, whole_history, _ = run(small, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(small, tmp_path / "killed", callbacks=[_Kill()], backup_every=3600)
+    assert not (tmp_path / "killed" / "backup").exists()  # epoch 1 ended well within the interval
+    _, _, history, _ = run(small, tmp_path / "killed", backup_every=3600)
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(history[cols], whole_history[cols])
+
+
+def test_training_stops_when_no_later_epoch_could_be_kept():
     rows = [{"val_accuracy": v} for v in (0.6, 0.8, 0.7, 0.8)]
-    assert T._patience_ran_out(rows, 2)  # 0.7 and 0.8 do not beat 0.8
-    assert not T._patience_ran_out(rows, 3)  # 0.8 beat 0.6
-    assert not T._patience_ran_out(rows[:2], 2) and not T._patience_ran_out(rows, None)
-    assert not T._patience_ran_out(rows + [{"val_accuracy": 0.9}], 2)
+    assert T._why_stop(rows, 2)  # 0.7 and 0.8 do not beat 0.8
+    assert T._why_stop(rows, 3) is None  # 0.8 beat 0.6
+    assert T._why_stop(rows[:2], 2) is None and T._why_stop(rows, None) is None
+    assert T._why_stop(rows + [{"val_accuracy": 0.9}], 2) is None
+    # only a strictly higher accuracy replaces the kept epoch: after a perfect one, none can, patience or not
+    perfect = rows[:1] + [{"val_accuracy": 1.0}]
+    assert "1.0" in T._why_stop(perfect, None) and "1.0" in T._why_stop(perfect, 5)
 
 
 def _cli(split_dir, out, workdir, *extra):
     return [sys.executable, "-m", "dfstudy.train", "--arch", "MesoNet", "--trainset", "SYNTH",
             "--train", str(split_dir / "train.npz"), "--val", str(split_dir / "val.npz"), "--out", str(out),
-            "--workdir", str(workdir), "--batch-size", "4", "--threads", "1", "--seed", str(SEED), *extra]
+            "--workdir", str(workdir), "--batch-size", "4", "--threads", "1", "--seed", str(SEED),
+            "--backup-every", "0", *extra]
 
 
 def test_sigkill_mid_epoch_then_rerun_ends_as_an_uninterrupted_run(small, tmp_path):

@@ -47,6 +47,10 @@ def check_config(config: dict) -> None:
     for arch in detectors["loss"]:
         if arch not in detectors["architectures"]:
             raise ConfigError(f"detectors.loss: '{arch}' is not in detectors.architectures")
+    if isinstance(detectors["recalibrate_bn"], list):
+        for arch in detectors["recalibrate_bn"]:
+            if arch not in detectors["architectures"]:
+                raise ConfigError(f"detectors.recalibrate_bn: '{arch}' is not in detectors.architectures")
     for arch in detectors["epochs_per_architecture"] or {}:
         if arch not in detectors["architectures"]:
             raise ConfigError(f"detectors.epochs_per_architecture: '{arch}' is not in detectors.architectures")

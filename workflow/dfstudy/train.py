@@ -34,6 +34,7 @@ from dfstudy import device, models
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
 STRATEGIES = ("original", "transfer", "merge")
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+BACKUP_EVERY_S = 60  # a kill costs at most this much training, plus the epoch under way
 
 
 def configure_backend(threads=None, deterministic=True):
@@ -253,6 +254,7 @@ def train_detector(
     recalibrate_bn=False,
     loss="binary_crossentropy",
     patience=None,
+    backup_every=BACKUP_EVERY_S,
 ):
     """Train `model` under `strategy` and return its best epoch by validation accuracy.
 
@@ -300,6 +302,10 @@ def train_detector(
         Stop once this many epochs in a row have not raised the best validation accuracy (None: run every
         epoch, as the study). Only the best epoch is kept, so the epochs after it change nothing kept;
         the decision reads the history, which a resumed run restores, so resume stays exact.
+    backup_every : float
+        Seconds of training between two backups (0: after every epoch). An XceptionNet backup is ~250 MB;
+        after short epochs (the demo's) rewriting it every epoch costs a tenth of the training. A killed
+        run resumes from its last backup and recomputes the epochs after it, to the same result.
 
     Returns
     -------
@@ -350,8 +356,11 @@ def train_detector(
     best_val = max((r["val_accuracy"] for r in rows), default=-math.inf)
     val_batches = Batches(val["images"], val["labels"], batch_size)
     n_train = len(train["images"])
+    stop = None
+    backed_up = time.perf_counter()
     for epoch in range(len(rows), epochs):
-        if _patience_ran_out(rows, patience):
+        stop = _why_stop(rows, patience)
+        if stop:
             break
         batches = Batches(train["images"], train["labels"], batch_size, epoch_order(n_train, seed, epoch))
         progress = _BatchProgress(len(batches), f"epoch {epoch + 1}/{epochs}")
@@ -375,15 +384,18 @@ def train_detector(
             best_val = row["val_accuracy"]
             model.save(best_path)
         rows.append({"epoch": epoch + 1, **row, "seconds": time.perf_counter() - start})
-        checkpoint.save(model, rows)
+        another = epoch + 1 < epochs and not _why_stop(rows, patience)  # a last epoch's backup is never read
+        if another and time.perf_counter() - backed_up >= backup_every:
+            checkpoint.save(model, rows)
+            backed_up = time.perf_counter()
         pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(workdir / "history.csv", index=False)  # to watch
         log.info(
             "epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.1f s)",
             epoch + 1, epochs, *row.values(), rows[-1]["seconds"],
         )
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    if len(rows) < epochs:
-        log.info("stopped after epoch %d: no better validation accuracy in %d epochs", len(rows), patience)
+    if stop:
+        log.info("stopped after epoch %d of %d: %s", len(rows), epochs, stop)
     if not best_path.exists():
         raise RuntimeError(f"no best checkpoint in {workdir}: did any epoch run (epochs={epochs})?")
     best_model = keras.saving.load_model(best_path, compile=False)
@@ -395,6 +407,7 @@ def train_detector(
         "epochs": int(epochs),
         "epochs_run": len(rows),
         "patience": patience,
+        "stopped_early": stop,
         "best_epoch": int(best["epoch"]),
         "val_accuracy": float(best["val_accuracy"]),
         "trainable_layers": run_key["trainable"] if strategy == "transfer" else "all",
@@ -420,12 +433,23 @@ def train_detector(
     return best_model, history, card
 
 
-def _patience_ran_out(rows, patience):
-    """Whether the last ``patience`` epochs all fell short of the best validation accuracy before them."""
+def _why_stop(rows, patience):
+    """Why no further epoch should run after `rows` (None: run on).
+
+    Only an epoch with a strictly higher validation accuracy replaces the kept one, so once an epoch
+    reaches 1.0 no later epoch can change what training returns: stopping there is exact, whatever the
+    patience (the study's own runs kept the same model). Patience (a demo setting) stops once the last
+    ``patience`` epochs all fell short of the best before them. Both read only the history, which a
+    resumed run restores, so resume stays exact.
+    """
+    if rows and max(r["val_accuracy"] for r in rows) >= 1.0:
+        return "validation accuracy 1.0: no later epoch can replace the kept one"
     if not patience or len(rows) <= patience:
-        return False
+        return None
     before = max(r["val_accuracy"] for r in rows[:-patience])
-    return all(r["val_accuracy"] <= before for r in rows[-patience:])
+    if all(r["val_accuracy"] <= before for r in rows[-patience:]):
+        return f"no better validation accuracy in {patience} epochs"
+    return None
 
 
 def load_split(path):
@@ -449,6 +473,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--backup-every", type=float, default=BACKUP_EVERY_S,
+                   help="seconds of training between two resumable backups (0: every epoch)")
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better val accuracy")
     p.add_argument("--loss", default="binary_crossentropy", choices=["binary_crossentropy", "mean_squared_error"])
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
@@ -491,7 +517,7 @@ def main(argv=None):
         model, train, val, args.epochs, args.lr, args.batch_size, args.seed, args.workdir,
         strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
         bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn, loss=args.loss,
-        patience=args.patience,
+        patience=args.patience, backup_every=args.backup_every,
     )
     card_path = args.card or args.out.with_suffix(".json")
     history_path = args.history or args.out.with_name(f"{args.out.stem}_history.csv")
