@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from dfstudy.config import check_config, config_file_order, resolve_input_paths
 from dfstudy.splits import TRAINSET_PARTS, evaluation_sets, planned_parts, training_sources
+from dfstudy.study import Study
 
 validate(config, schema="../config/schema.yaml")
 # dataset roots in a config file are read from that file's folder; --config ones from the working directory
@@ -29,6 +30,9 @@ REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
 STRATEGIES = config["detectors"]["strategies"]
 GRADCAM_VARIANTS = config["gradcam"]["variant"]
+# the study's vocabulary (training sets, roles, detector names) for the analysis scripts: --study {STUDY_JSON}
+STUDY = Study.from_config(config)
+STUDY_JSON = shlex.quote(STUDY.to_json())
 # Threads of each training, prediction, Grad-CAM and causal job when run locally: the demo's small models
 # gain little from a second thread, while a second job on the other core doubles the work done; GPU nodes
 # get theirs from the profile (profiles/slurm: set-threads), and --set-threads overrides either.

@@ -167,8 +167,16 @@ def test_a_method_typo_stops_the_dry_run(tmp_path):
     assert run.returncode != 0 and "datasets.FS.method: 'FaceSwapp'" in run.stdout + run.stderr
 
 
-def test_recalibration_may_name_only_architectures_of_the_run():
-    config = study_config()
-    config["detectors"]["recalibrate_bn"] = ["ShallowNet", "ShalowNet"]
-    with pytest.raises(ConfigError, match="detectors.recalibrate_bn: 'ShalowNet' is not in detectors.architectures"):
-        check_config(config)
+def test_per_architecture_settings_must_name_architectures(tmp_path):
+    """A typo in an architecture name of loss, recalibrate_bn or epochs_per_architecture stops validation; a
+    run that trains fewer architectures keeps the demo's settings for the others (the smoke study does)."""
+    from snakemake.exceptions import WorkflowError
+
+    for key, value in (("recalibrate_bn", ["ShallowNet", "ShalowNet"]), ("loss", {"MesoNett": "mean_squared_error"}),
+                       ("epochs_per_architecture", {"Xception": {"original": 3}})):
+        bad = write(tmp_path / f"{key}.yaml", {"detectors": {key: value}})
+        with pytest.raises(WorkflowError, match="is not one of"):
+            study_config(bad)
+    narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
+    assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]
+    check_config(narrowed)

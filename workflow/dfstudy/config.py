@@ -44,15 +44,6 @@ def check_config(config: dict) -> None:
     for arch in detectors["architectures"]:
         if arch not in detectors["learning_rate"]:
             raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}'")
-    per_architecture = {  # keys that name architectures (recalibrate_bn may also be a plain true/false)
-        "loss": detectors["loss"],
-        "recalibrate_bn": detectors["recalibrate_bn"] if isinstance(detectors["recalibrate_bn"], list) else (),
-        "epochs_per_architecture": detectors["epochs_per_architecture"] or {},
-    }
-    for key, names in per_architecture.items():
-        for arch in names:
-            if arch not in detectors["architectures"]:
-                raise ConfigError(f"detectors.{key}: '{arch}' is not in detectors.architectures")
     for key in ("train", "val", "test"):
         if config["splits"][key] % 2:
             raise ConfigError(f"splits.{key}: {config['splits'][key]} is odd; parts are balanced real/fake")
