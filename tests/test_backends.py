@@ -69,6 +69,7 @@ def _both_backends(arch, tmp_path):
     return start, tf, _in_subprocess("jax", arch, tmp_path / "start.npz", tmp_path / "jax.npz")
 
 
+@pytest.mark.slow  # two backend subprocesses, about 20 s
 def test_tensorflow_and_jax_predict_the_same_with_zero_filled_dilation(tmp_path):
     pytest.importorskip("jax")
     _, tf, jax = _both_backends("MesoInception", tmp_path)
@@ -79,6 +80,7 @@ def test_tensorflow_and_jax_predict_the_same_with_zero_filled_dilation(tmp_path)
     np.testing.assert_allclose(jax["sgd"][0], tf["sgd"][0], atol=1e-3)
 
 
+@pytest.mark.slow  # two backend subprocesses, about 15 s
 def test_tensorflow_and_jax_train_the_same_detector(tmp_path, arch="MesoNet"):
     pytest.importorskip("jax")
     start, tf, jax = _both_backends(arch, tmp_path)

@@ -173,6 +173,7 @@ def test_vectorised_paths_equal_the_loop(arch):
     _compare_with_loop(arch)
 
 
+@pytest.mark.slow  # XLA compilation, about 10 s
 def test_vectorised_paths_equal_the_loop_under_xla_as_real_runs_use_them():
     """Real runs call configure_backend(deterministic=False), so the rank-1 block is XLA-compiled. A pytest
     session that imported tests/test_train.py has TensorFlow's op determinism on for good, which makes

@@ -170,7 +170,7 @@ def test_zero_filled_kernel_places_each_weight_once():
     assert np.count_nonzero(spread) == kernel.size
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)])  # jax: about 16 s
 def test_zero_filled_dilation_equals_native_outputs_and_gradients(backend):
     if backend == keras.config.backend():
         differences = zero_filled_vs_native()

@@ -161,6 +161,7 @@ def _cli(split_dir, out, workdir, *extra):
             "--backup-every", "0", *extra]
 
 
+@pytest.mark.slow  # two training subprocesses, about 20 s
 def test_sigkill_mid_epoch_then_rerun_ends_as_an_uninterrupted_run(small, tmp_path):
     """A training process killed with SIGKILL in its third epoch, rerun with the same arguments, resumes after
     epoch 2 and ends with the same history and weights as a run that was never interrupted."""
@@ -254,7 +255,7 @@ def test_bad_strategy_arguments(data, original, tmp_path):
                          init_model=original[1], trainable_layers=["nope"])
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "tensorflow"])  # jax: about 10 s
 def test_cli_trains_and_writes_model_card_history(small, tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} not installed")
