@@ -42,6 +42,7 @@ rule overlap_neurons:
         "results/benchmarks/overlap_neurons/{trainset}/{arch}/{strategy}.tsv"
     params:
         effects=lambda wildcards, input: " ".join(f"{input[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)),
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=1000,
@@ -49,7 +50,8 @@ rule overlap_neurons:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.causal summarize --effects {params.effects} --out {output} > {log} 2>&1"
+        "python -m dfstudy.causal summarize --effects {params.effects} --out {output} --study {params.study}"
+        " > {log} 2>&1"
 
 
 rule summarize_neurons:
@@ -77,6 +79,7 @@ rule summarize_neurons:
     params:
         permutations=config["causal"]["permutations"],
         seed=config["seed"],
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=1000,
@@ -85,7 +88,8 @@ rule summarize_neurons:
         "../envs/train.yaml"
     shell:
         "python -m dfstudy.causal summarize --overlaps {input} --table {output.table}"
-        " --findings {output.findings} --permutations {params.permutations} --seed {params.seed} > {log} 2>&1"
+        " --findings {output.findings} --permutations {params.permutations} --seed {params.seed}"
+        " --study {params.study} > {log} 2>&1"
 
 
 rule plot_neurons:
@@ -104,6 +108,8 @@ rule plot_neurons:
         "results/logs/plot_neurons/{arch}.log",
     benchmark:
         "results/benchmarks/plot_neurons/{arch}.tsv"
+    params:
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=2000,
@@ -111,4 +117,5 @@ rule plot_neurons:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.figures_rq4 --table {input} --arch {wildcards.arch} --out {output.png} > {log} 2>&1"
+        "python -m dfstudy.figures_rq4 --table {input} --arch {wildcards.arch} --out {output.png}"
+        " --study {params.study} > {log} 2>&1"

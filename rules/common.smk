@@ -156,8 +156,18 @@ def prediction_pairs(wildcards, output):
     return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in sets)
 
 
+def prediction_files():
+    """Every prediction make_tables reads: each configured detector on each of its test sets."""
+    return [
+        f"results/predictions/{t}/{a}/{s}/{d}.parquet"
+        for t, a, s in detectors()
+        for d in evaluation_sets(DATASETS, t)
+    ]
+
+
 def all_predictions():
-    return [f"results/predictions/{t}/{a}/{s}" for t, a, s in detectors()]
+    """The predict_detector folders that hold prediction_files() (a directory output is the unit of the DAG)."""
+    return list(dict.fromkeys(str(Path(f).parent) for f in prediction_files()))
 
 
 def rq3_datasets(trainset):

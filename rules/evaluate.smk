@@ -110,6 +110,8 @@ rule make_tables:
         threshold=config["evaluation"]["degradation_threshold"],
         n_boot=config["evaluation"]["bootstrap"],
         seed=config["seed"],
+        files=prediction_files(),
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=4000,
@@ -117,6 +119,6 @@ rule make_tables:
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m dfstudy.tables --predictions results/predictions --reference {input.reference}"
+        "python -m dfstudy.tables --predictions {params.files} --reference {input.reference}"
         " --out-dir results/tables --threshold {params.threshold} --n-boot {params.n_boot}"
-        " --seed {params.seed} > {log} 2>&1"
+        " --seed {params.seed} --study {params.study} > {log} 2>&1"

@@ -78,6 +78,7 @@ rule summarize_ssim:
         "results/benchmarks/summarize_ssim.tsv"
     params:
         variants=" ".join(GRADCAM_VARIANTS),
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=2000,
@@ -86,7 +87,7 @@ rule summarize_ssim:
         "../envs/train.yaml"
     shell:
         "python -m dfstudy.similarity summarize --inputs {input} --variants {params.variants}"
-        " --tables {output.tables} --findings {output.findings} > {log} 2>&1"
+        " --tables {output.tables} --findings {output.findings} --study {params.study} > {log} 2>&1"
 
 
 rule plot_ssim:
@@ -105,6 +106,8 @@ rule plot_ssim:
         "results/logs/plot_ssim/{variant}.log",
     benchmark:
         "results/benchmarks/plot_ssim/{variant}.tsv"
+    params:
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=2000,
@@ -112,7 +115,8 @@ rule plot_ssim:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.figures_rq3 fig3 --table {input} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        "python -m dfstudy.figures_rq3 fig3 --table {input} --png {output.png} --pdf {output.pdf}"
+        " --study {params.study} > {log} 2>&1"
 
 
 rule plot_heatmaps:
@@ -137,6 +141,7 @@ rule plot_heatmaps:
             f"{d}/{wildcards.variant}/{x}.npz" for d in input.heatmaps for x in rq3_datasets(wildcards.trainset)
         ),
         seed=config["seed"],
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=2000,
@@ -145,7 +150,7 @@ rule plot_heatmaps:
         "../envs/train.yaml"
     shell:
         "python -m dfstudy.figures_rq3 fig2 --heatmaps {params.files} --splits {input.splits}"
-        " --seed {params.seed} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        " --seed {params.seed} --png {output.png} --pdf {output.pdf} --study {params.study} > {log} 2>&1"
 
 
 rule summarize_faithfulness:

@@ -322,6 +322,23 @@ def test_cli_effects_then_summaries(tmp_path):
     assert json.loads(findings.read_text())["verdict"] == "supported"
 
 
+def test_summaries_name_detectors_from_the_study(tmp_path):
+    from dfstudy.study import Study
+
+    rng = np.random.default_rng(0)
+    effects = {d: pd.DataFrame({"neuron": np.arange(8), "effect": rng.normal(size=8)}) for d in ("F2F", "FS")}
+    overlap = tmp_path / "causal" / "F2F" / "MesoNet" / "transfer_overlap.csv"
+    overlap.parent.mkdir(parents=True)
+    causal.overlap_table(effects).to_csv(overlap, index=False)
+    names = {}
+    for label, extra in (("paper", []), ("F2F only", ["--study", Study(trainsets=("F2F",)).to_json()])):
+        table = tmp_path / f"{label}.csv"
+        causal.main(["summarize", "--overlaps", str(overlap), "--table", str(table), "--permutations", "0", *extra])
+        names[label] = pd.read_csv(table)["detector"].unique().tolist()
+    # the paper numbers F2F after CELEB (4-6); a run trained on F2F alone numbers it first
+    assert names == {"paper": ["MesoNet5"], "F2F only": ["MesoNet2"]}
+
+
 def test_figure5_draws_one_panel_per_detector_and_k(tmp_path):
     from dfstudy import figures_rq4
 

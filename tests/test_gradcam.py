@@ -15,6 +15,7 @@ if keras.backend.backend() != "tensorflow":
 from keras import layers  # noqa: E402
 
 from dfstudy import figures_rq3, gradcam, similarity  # noqa: E402
+from dfstudy.study import PAPER, Study  # noqa: E402
 
 SIZE = 64
 
@@ -249,6 +250,34 @@ def test_command_lines_end_to_end(tmp_path):
                       "--pdf", str(tmp_path / "f3.pdf")])
     figures_rq3.main(["fig2", "--heatmaps", *outs, "--splits", str(split), "--png", str(tmp_path / "f2.png")])
     assert all((tmp_path / f).stat().st_size > 0 for f in ("f3.png", "f3.pdf", "f2.png"))
+
+
+def test_an_extra_unseen_set_joins_the_ssim_summary_and_figure3(tmp_path):
+    study = Study(architectures=("MesoNet", "ShallowNet"), unseen=("MY", "FS", "NT", "DF", "DFD"))
+    rng = np.random.default_rng(0)
+    rows = [dict(variant="heatmap", trainset=t, arch=a, dataset=d, image_id=f"{d}:{i}", ssim=rng.uniform(0, 1))
+            for t in ("F2F", "CELEB") for a in ("ShallowNet", "MesoNet")
+            for d in ("DFD", "FS", t, "MY", "NT", "DF") for i in range(5)]
+    inputs = tmp_path / "ssim.csv"
+    pd.DataFrame(rows).to_csv(inputs, index=False)
+    table, findings = tmp_path / "rq3_ssim_heatmap.csv", tmp_path / "findings_rq3.json"
+    similarity.main(["summarize", "--inputs", str(inputs), "--variants", "heatmap", "--tables", str(table),
+                     "--findings", str(findings), "--study", study.to_json()])
+    summary = pd.read_csv(table)
+    # the study's order: training sets, architectures, then the own test set and the unseen sets, MY first
+    assert summary[["trainset", "arch"]].drop_duplicates().apply(tuple, axis=1).tolist() == [
+        ("CELEB", "MesoNet"), ("CELEB", "ShallowNet"), ("F2F", "MesoNet"), ("F2F", "ShallowNet")]
+    assert summary.dataset[:6].tolist() == ["CELEB", "MY", "FS", "NT", "DF", "DFD"]
+    assert (summary.n == 5).all() and json.loads(findings.read_text())["n_cells"] == 24
+    # the paper's study knows no MY: it would come last
+    assert similarity.summarize(pd.DataFrame(rows), PAPER).dataset[:6].tolist()[-1] == "MY"
+
+    fig = figures_rq3.figure3(summary, study)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 4 and panels[0].get_title() == "(a) MesoNet, CELEB"
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["CELEB", "MY", "FS", "NT", "DF", "DFD"]
+    figures_rq3.main(["fig3", "--table", str(table), "--png", str(tmp_path / "f3.png"), "--study", study.to_json()])
+    assert (tmp_path / "f3.png").stat().st_size > 0
 
 
 def _study_convention_pair(size=48, seed=0):

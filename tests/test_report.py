@@ -20,6 +20,7 @@ import yaml
 
 from dfstudy import report as R
 from dfstudy import tables as T
+from dfstudy.study import PAPER
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "reports" / "reference"
@@ -59,7 +60,7 @@ def write_predictions(root: Path, seed: int, n_videos: int = 8, per_video: int =
     """Tiny prediction files for the six MesoNet detectors: own set easy, unseen sets near chance."""
     rng = np.random.default_rng(seed)
     for trainset, sets in TRAINSETS.items():
-        for strategy in T.STRATEGIES:
+        for strategy in PAPER.strategies:
             folder = root / trainset / ARCH / strategy
             folder.mkdir(parents=True, exist_ok=True)
             for d in sets:
@@ -73,7 +74,8 @@ def write_predictions(root: Path, seed: int, n_videos: int = 8, per_video: int =
 
 
 def make_tables(pred: Path, out: Path):
-    T.main(["--predictions", str(pred), "--reference", str(REF), "--out-dir", str(out), "--n-boot", "10",
+    files = sorted(map(str, pred.glob("*/*/*/*.parquet")))  # the files write_predictions wrote
+    T.main(["--predictions", *files, "--reference", str(REF), "--out-dir", str(out), "--n-boot", "10",
             "--seed", "3", "--log-level", "WARNING"])
 
 
@@ -125,7 +127,7 @@ def tree(tmp_path_factory):
 
     cards = []
     for trainset in TRAINSETS:
-        for strategy in T.STRATEGIES:
+        for strategy in PAPER.strategies:
             p = res / "models" / trainset / ARCH / f"{strategy}.json"
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(dict(architecture=ARCH, trainset=trainset, strategy=strategy, epochs=20,
@@ -428,7 +430,7 @@ def test_report_only_never_schedules_training(tmp_path):
     dirs = []
     for t in ("CELEB", "F2F"):
         for a in archs:
-            for s in T.STRATEGIES:
+            for s in PAPER.strategies:
                 paths += [res / "models" / t / a / f"{s}.{x}" for x in ("keras", "json")]
                 dirs += [res / "predictions" / t / a / s, res / "gradcam" / t / a / s]
                 paths += [res / "predictions" / t / a / s / f"{d}.parquet" for d in evaluation_sets(datasets, t)]

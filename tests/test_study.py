@@ -27,6 +27,8 @@ def test_a_dataset_and_a_training_set_added_in_config_join_the_study(tmp_path):
         "detectors": {"trainsets": ["CELEB", "F2F", "DF-T"], "strategies": ["original", "merge"]}})
     study = Study.from_config(study_config(extra))
     assert study.unseen == ("FS", "NT", "DF", "DFD", "MY") and study.role("MY") == "unseen"
+    # a same-identity set pairs with the first unseen set of its source and method (MY is FaceSwap too)
+    assert study.identity_pairs == {"FS-I": "FS", "NT-I": "NT"}
     # the paper's names stay; a third training set counts on, whatever strategies the run has
     assert study.detector_name("MesoNet", "F2F", "merge") == "MesoNet6"
     assert study.detector_name("MesoNet", "DF-T", "original") == "MesoNet7"

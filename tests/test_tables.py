@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from dfstudy import tables as T
+from dfstudy.study import PAPER, Study
 
 REF = Path(__file__).resolve().parents[1] / "reports" / "reference"
 
@@ -21,9 +22,9 @@ def long_from_published() -> pd.DataFrame:
     rows = []
     t5 = published("table5")
     for r in t5.itertuples(index=False):
-        trainset = T.parse_detector(r.detector)[1]
+        trainset = PAPER.parse_detector(r.detector)[1]
         rows.append((r.detector, trainset, r.original_accuracy))
-        rows += [(r.detector, u, getattr(r, u)) for u in T.UNSEEN]
+        rows += [(r.detector, u, getattr(r, u)) for u in PAPER.unseen]
     for name, cols in (("table6", ["CELEB-M"]), ("table7", ["FS-I", "NT-I"])):
         for _, r in published(name).iterrows():
             rows += [(r["detector"], c, r[c]) for c in cols]
@@ -46,14 +47,6 @@ def test_round_paper_reproduces_the_papers_rounding():
     assert T.round_paper((97.60 - avg) - (97.60 - spec)) == -0.22
     assert T.round_paper(-0.4750000000000014) == -0.48
     assert np.isnan(T.round_paper(np.nan))
-
-
-def test_detector_names_roundtrip():
-    assert T.detector_name("MesoNet", "F2F", "transfer") == "MesoNet5"
-    for n in range(1, 7):
-        assert T.detector_name(*T.parse_detector(f"XceptionNet{n}")) == f"XceptionNet{n}"
-    with pytest.raises(ValueError):
-        T.parse_detector("MesoNet7")
 
 
 # ------------------------------------------------------------------------------- published tables
@@ -101,7 +94,9 @@ def test_findings_rules_on_published_tables_agree_with_the_study():
     f1 = T.finding1(published("table5"))
     f2 = T.finding2(published("table6"), published("table7"))
     assert f1["verdict"] == "supported" and f2["verdict"] == "supported"
-    assert f2["numbers"]["n_celebm_easier"] == 9
+    assert f2["numbers"]["n_specialised_easier"] == 9
+    assert f2["numbers"]["mean_identity_gain"] == pytest.approx(
+        (published("table7")[["FS-I", "NT-I"]].to_numpy() - published("table7")[["FS", "NT"]].to_numpy()).mean())
 
 
 # ------------------------------------------------------------------------------- synthetic data
@@ -113,25 +108,25 @@ SKILL = {"CELEB": 3.0, "F2F": 3.0, "FS": 0.3, "NT": 0.3, "DF": 0.2, "DFD": 0.1,
 
 
 def fake_predictions(root: Path, archs=ARCHS, datasets=tuple(SKILL), flip=(), seed=0,
-                     n_videos=20, frames=5):
-    """Prediction files whose accuracy is high on the own set, near chance on unseen ones."""
+                     n_videos=20, frames=5, study=PAPER) -> list[Path]:
+    """Prediction files whose accuracy is high on the own set, near chance on unseen ones; their paths."""
     rng = np.random.default_rng(seed)
+    written = []
     for arch in archs:
-        for trainset in T.TRAINSETS:
-            for si, strategy in enumerate(T.STRATEGIES):
+        for trainset in study.trainsets:
+            for si, strategy in enumerate(study.strategies):
                 for ds in datasets:
-                    if ds in ("CELEB", "F2F") and ds != trainset:
+                    if ds in study.trainsets and ds != trainset:
                         continue
-                    if ds == "CELEB-M" and trainset != "CELEB":
+                    if ds in (*study.specialised_sets, *study.same_identity_sets) and ds not in (
+                            *study.specialised.get(trainset, ()), *study.same_identity.get(trainset, ())):
                         continue
-                    if ds in ("FS-I", "NT-I") and trainset != "F2F":
-                        continue
-                    skill = SKILL[ds] + (0.8 * si if ds in ("FS", "NT") else 0.0)
+                    skill = SKILL.get(ds, 0.0) + (0.8 * si if ds in ("FS", "NT") else 0.0)
                     vid = np.repeat(np.arange(n_videos), frames)
                     y = vid % 2
                     z = skill * (2 * y - 1) + rng.normal(0, 0.5, n_videos)[vid] + rng.normal(0, 1, vid.size)
                     score = 1 / (1 + np.exp(-z))
-                    if T.detector_name(arch, trainset, strategy) in flip:
+                    if study.detector_name(arch, trainset, strategy) in flip:
                         score = 1 - score
                     df = pd.DataFrame(dict(image_id=[f"{ds}_{i}" for i in range(vid.size)],
                                            video_id=[f"{ds}:v{v}" for v in vid],
@@ -139,11 +134,13 @@ def fake_predictions(root: Path, archs=ARCHS, datasets=tuple(SKILL), flip=(), se
                     p = root / trainset / arch / strategy / f"{ds}.parquet"
                     p.parent.mkdir(parents=True, exist_ok=True)
                     df.to_parquet(p, index=False)
+                    written.append(p)
+    return written
 
 
 def test_flipped_detector_shows_near_zero_accuracy(tmp_path):
-    fake_predictions(tmp_path, archs=("MesoNet",), datasets=("CELEB", "F2F"), flip=("MesoNet4",))
-    m = T.collect_metrics(T.find_predictions(tmp_path), n_boot=50, seed=1)
+    files = fake_predictions(tmp_path, archs=("MesoNet",), datasets=("CELEB", "F2F"), flip=("MesoNet4",))
+    m = T.collect_metrics(T.prediction_table(files), n_boot=50, seed=1)
     t4 = T.build_tables(m)["table4"].set_index("detector")
     assert t4.at["MesoNet4", "original_accuracy"] < 10  # not folded to 100 - acc
     assert t4.at["MesoNet1", "original_accuracy"] > 90
@@ -152,9 +149,9 @@ def test_flipped_detector_shows_near_zero_accuracy(tmp_path):
 
 def test_end_to_end_cli(tmp_path):
     pred = tmp_path / "predictions"
-    fake_predictions(pred)
+    files = fake_predictions(pred)
     out = tmp_path / "tables"
-    T.main(["--predictions", str(pred), "--reference", str(REF), "--out-dir", str(out),
+    T.main(["--predictions", *map(str, files), "--reference", str(REF), "--out-dir", str(out),
             "--threshold", "30", "--n-boot", "100", "--seed", "1234", "--log-level", "WARNING"])
     for n in range(4, 8):
         for ext in ("csv", "md", "tex"):
@@ -188,14 +185,14 @@ def test_end_to_end_cli(tmp_path):
     cv = pd.read_csv(out / "cv_ap.csv")
     assert len(cv) == 12 and cv.cv_ap.notna().all()
     row = cv.iloc[0]
-    aps = row[[f"ap_{u}" for u in T.UNSEEN]].astype(float)
+    aps = row[[f"ap_{u}" for u in PAPER.unseen]].astype(float)
     assert row.cv_ap == pytest.approx(aps.std(ddof=0) / aps.mean(), abs=1e-4)
 
 
 def test_missing_dataset_and_detectors(tmp_path):
     # one architecture, no DFD and no specialised sets: tables still build, average over FS/NT/DF
-    fake_predictions(tmp_path, archs=("MesoNet",), datasets=("CELEB", "F2F", "FS", "NT", "DF"))
-    m = T.collect_metrics(T.find_predictions(tmp_path), n_boot=20, seed=0)
+    files = fake_predictions(tmp_path, archs=("MesoNet",), datasets=("CELEB", "F2F", "FS", "NT", "DF"))
+    m = T.collect_metrics(T.prediction_table(files), n_boot=20, seed=0)
     built = T.build_tables(m)
     t5 = built["table5"]
     assert t5.DFD.isna().all()
@@ -205,3 +202,71 @@ def test_missing_dataset_and_detectors(tmp_path):
     assert "not testable" in f2["sentence"]
     empty = T.build_tables(m.iloc[0:0])
     assert all(len(empty[f"table{n}"]) == 0 for n in range(4, 8))
+
+
+def test_only_declared_prediction_files_enter_the_tables(tmp_path):
+    # an earlier run trained ShallowNet and XceptionNet too; the config now has MesoNet only
+    pred = tmp_path / "results" / "predictions"
+    study = Study(architectures=("MesoNet",))
+    declared = fake_predictions(pred, archs=("MesoNet",), study=study)
+    stale = fake_predictions(pred, archs=("ShallowNet", "XceptionNet"), seed=1)
+    assert stale and all(p.exists() for p in stale)
+    out = tmp_path / "tables"
+    T.main(["--predictions", *map(str, declared), "--reference", str(REF), "--out-dir", str(out),
+            "--n-boot", "20", "--seed", "1", "--log-level", "WARNING", "--study", study.to_json()])
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert sorted(metrics.path) == sorted(map(str, declared))
+    t4 = pd.read_csv(out / "table4.csv")
+    assert t4.detector.tolist() == [f"MesoNet{n}" for n in range(1, 7)]
+    assert not pd.read_csv(out / "table5.csv").detector.str.startswith(("ShallowNet", "XceptionNet")).any()
+    vs = pd.read_csv(out / "table5_vs_published.csv")
+    assert vs.loc[vs.detector.str.startswith("ShallowNet"), "reproduced"].isna().all()
+    # a file of a detector the study does not have is refused, not read
+    with pytest.raises(ValueError, match="ShallowNet"):
+        T.prediction_table([*declared, stale[0]], study)
+
+
+def test_an_extra_unseen_set_and_specialised_set_join_the_tables(tmp_path):
+    study = Study(architectures=("MesoNet",), unseen=("FS", "NT", "DF", "DFD", "MY"),
+                  specialised={"CELEB": ("CELEB-M",), "F2F": ("F2F-M",)})
+    files = fake_predictions(tmp_path / "predictions", archs=("MesoNet",), study=study,
+                             datasets=(*SKILL, "MY", "F2F-M"))
+    out = tmp_path / "tables"
+    T.main(["--predictions", *map(str, files), "--reference", str(REF), "--out-dir", str(out), "--threshold", "0",
+            "--n-boot", "20", "--seed", "1", "--log-level", "WARNING", "--study", study.to_json()])
+    t5 = pd.read_csv(out / "table5.csv")
+    assert list(t5.columns) == ["rank", "detector", "original_accuracy", "FS", "NT", "DF", "DFD", "MY",
+                                "average", "degradation"]
+    assert t5.MY.notna().all()
+    assert np.allclose(t5.average, t5[["FS", "NT", "DF", "DFD", "MY"]].mean(axis=1), atol=0.01)
+    findings = json.loads((out / "findings.json").read_text())
+    assert findings["unseen_sets"] == ["FS", "NT", "DF", "DFD", "MY"]
+    assert findings["finding1"]["numbers"]["unseen_sets"] == ["FS", "NT", "DF", "DFD", "MY"]
+    assert "DFD, MY" in findings["finding1"]["sentence"]
+    # Table VI: both training sets now have a specialised set, each detector measured on its own
+    t6 = pd.read_csv(out / "table6.csv").set_index("detector")
+    assert list(t6.columns[-4:]) == ["CELEB-M", "F2F-M", "specialized_degradation", "degradation_difference"]
+    assert len(t6) == 6 and t6.loc["MesoNet4", "CELEB-M"] != t6.loc["MesoNet4", "CELEB-M"]  # NaN
+    assert t6.loc["MesoNet4", "specialized_degradation"] == pytest.approx(
+        t6.loc["MesoNet4", "original_accuracy"] - t6.loc["MesoNet4", "F2F-M"], abs=0.011)
+    assert "CELEB-M / F2F-M" in (out / "table6.md").read_text()
+    assert findings["finding2"]["numbers"]["n_table6"] == 6
+    cv = pd.read_csv(out / "cv_ap.csv")
+    assert list(cv.filter(regex="^ap_").columns) == ["ap_FS", "ap_NT", "ap_DF", "ap_DFD", "ap_MY"]
+    assert (cv.n_sets == 5).all()
+
+
+def test_published_tables_are_compared_with_the_papers_detector_names_only(tmp_path):
+    # trained on F2F alone, MesoNet1 is the F2F original, not the paper's CELEB original
+    study = Study(architectures=("MesoNet",), trainsets=("F2F",), specialised={})
+    files = fake_predictions(tmp_path / "predictions", archs=("MesoNet",), study=study,
+                             datasets=("F2F", "FS", "NT", "DF", "DFD", "FS-I", "NT-I"))
+    out = tmp_path / "tables"
+    T.main(["--predictions", *map(str, files), "--reference", str(REF), "--out-dir", str(out),
+            "--n-boot", "20", "--seed", "1", "--log-level", "WARNING", "--study", study.to_json()])
+    t4 = pd.read_csv(out / "table4.csv").set_index("detector")
+    assert t4.loc["MesoNet1", "train_set"] == "F2F" and t4.original_accuracy.notna().all()
+    vs = pd.read_csv(out / "table4_vs_published.csv").set_index("detector")
+    assert np.isnan(vs.loc["MesoNet1", "reproduced"]) and vs.loc["MesoNet1", "in_published"]
+    assert "MesoNet1" not in set(vs.index[~vs.in_published])
+    assert len(pd.read_csv(out / "table6.csv")) == 0 and len(pd.read_csv(out / "table7.csv").columns) == 14

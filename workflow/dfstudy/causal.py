@@ -67,6 +67,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.study import PAPER, add_argument
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ MEASURES = ("spread", "correctness")
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
 THRESHOLD = 0.5  # P(fake) >= 0.5 -> "fake" (label 1)
 DEFAULT_CHUNK = 1 << 24  # floats per batched tail evaluation (64 MB as float32)
-STUDY_NUMBER = {("CELEB", "original"): 1, ("CELEB", "transfer"): 2, ("CELEB", "merge"): 3,
-                ("F2F", "original"): 4, ("F2F", "transfer"): 5, ("F2F", "merge"): 6}
 
 _ELEMENTWISE_ACTIVATIONS = {
     "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh",
@@ -894,20 +893,22 @@ def _summarize_parser():
     p.add_argument("--permutations", type=int, default=1000, help="shuffles for Finding 4's chance baseline")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
     p.add_argument("--log-level", default="INFO")
+    add_argument(p)
     return p
 
 
 _OVERLAP_PATH = re.compile(r"(?P<trainset>[^/]+)/(?P<arch>[^/]+)/(?P<strategy>[^/]+)_overlap\.csv$")
 
 
-def _detector_id(path):
-    """trainset, arch, strategy and study name (e.g. MesoNet1) from an overlap CSV path, if it follows the layout."""
+def _detector_id(path, study=PAPER):
+    """trainset, arch, strategy and study name (e.g. MesoNet1) from an overlap CSV path, if it follows the layout;
+    a detector outside ``study`` is named ``<arch>-<trainset>-<strategy>``."""
     m = _OVERLAP_PATH.search(Path(path).as_posix())
     if not m:
         return {}
     ids = m.groupdict()
-    n = STUDY_NUMBER.get((ids["trainset"], ids["strategy"]))
-    ids["detector"] = f"{ids['arch']}{n}" if n else f"{ids['arch']}-{ids['trainset']}-{ids['strategy']}"
+    name = study.name_of_path(f"{ids['trainset']}/{ids['arch']}/{ids['strategy']}")
+    ids["detector"] = name if "/" not in name else f"{ids['arch']}-{ids['trainset']}-{ids['strategy']}"
     return ids
 
 
@@ -934,7 +935,7 @@ def summarize_main(argv=None):
             raise SystemExit("--effects needs --out")
         effects = {Path(p).stem: pd.read_parquet(p) for p in args.effects}
         table = overlap_table(effects, args.fractions)
-        for key, value in reversed(list(_detector_id(args.out).items())):
+        for key, value in reversed(list(_detector_id(args.out, args.study).items())):
             table.insert(0, key, value)
         _write(table, args.out)
         log.info("%s: %d datasets -> %s", ", ".join(effects), len(effects), args.out)
@@ -942,7 +943,7 @@ def summarize_main(argv=None):
         parts = []
         for p in args.overlaps:
             t = pd.read_csv(p)
-            for key, value in _detector_id(p).items():
+            for key, value in _detector_id(p, args.study).items():
                 if key not in t:
                     t.insert(0, key, value)
             if "detector" not in t:

@@ -1,9 +1,10 @@
 """RQ3 figures: example heatmaps (Figure 2) and SSIM histograms of congenetic groups (Figure 3).
 
 Figure 3 has one panel per congenetic group (architecture x training set; the ten of the study, or whatever
-subset the table holds). Each panel is a grouped bar chart over the group's original test set and FS, NT,
-DF, DFD: per test set, the share of images whose group SSIM is < 0.7, 0.7-0.9 and >= 0.9. Colours are
-Okabe-Ito (colour-blind safe): vermillion = dissimilar, light blue = low similarity, dark blue = similar.
+subset the table holds). Each panel is a grouped bar chart over the group's original test set and the unseen
+sets (the paper: FS, NT, DF, DFD; ``--study`` names a run's own, in its order): per test set, the share of
+images whose group SSIM is < 0.7, 0.7-0.9 and >= 0.9. Colours are Okabe-Ito (colour-blind safe):
+vermillion = dissimilar, light blue = low similarity, dark blue = similar.
 
 Figure 2 is a grid: the first row shows one face per test set, each further row a detector's Grad-CAM map
 of that same face in JET colours (red = high, blue = low), for one variant (``dfstudy.gradcam``): for
@@ -14,7 +15,7 @@ Both are drawn at print size (7.2 in wide, the text width of a two-column paper)
 
 Command lines::
 
-    python -m dfstudy.figures_rq3 fig3 --table results/tables/rq3_ssim_heatmap.csv \
+    python -m dfstudy.figures_rq3 fig3 --table results/tables/rq3_ssim_heatmap.csv --study "$STUDY_JSON" \
         --png results/figures/fig3_ssim_heatmap.png --pdf results/figures/fig3_ssim_heatmap.pdf
     python -m dfstudy.figures_rq3 fig2 \
         --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/{CELEB,FS,NT,DF,DFD}.npz \
@@ -42,24 +43,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from dfstudy.gradcam import colorize  # noqa: E402
-from dfstudy.similarity import (  # noqa: E402
-    ARCHITECTURES, BIN_LABELS, BINS, TRAINSETS, dataset_order, load_heatmaps,
-)
+from dfstudy.similarity import BIN_LABELS, BINS, dataset_order, load_heatmaps  # noqa: E402
+from dfstudy.study import PAPER, Study, add_argument  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BIN_COLOURS = {"lt07": "#D55E00", "07_09": "#56B4E9", "ge09": "#0072B2"}  # Okabe-Ito
-STRATEGY_NUMBER = {"original": 1, "transfer": 2, "merge": 3}
 PAGE_WIDTH = 7.2  # inches
-
-
-def study_name(detector: str) -> str:
-    """``CELEB/MesoNet/transfer`` -> ``MesoNet2`` (1-3 CELEB original/transfer/merge, 4-6 F2F)."""
-    parts = detector.split("/")
-    if len(parts) != 3 or parts[2] not in STRATEGY_NUMBER:
-        return detector
-    trainset, arch, strategy = parts
-    return f"{arch}{STRATEGY_NUMBER[strategy] + (3 if trainset == 'F2F' else 0)}"
 
 
 def _style():
@@ -69,7 +59,12 @@ def _style():
     })
 
 
-def figure3(table: pd.DataFrame):
+def _in_order(present, order):
+    """The values of ``order`` that are present, then any others by name."""
+    return [v for v in order if v in present] + sorted(set(present) - set(order))
+
+
+def figure3(table: pd.DataFrame, study: Study = PAPER):
     """Grouped bar charts of the SSIM bin shares, one panel per congenetic group.
 
     Parameters
@@ -77,6 +72,9 @@ def figure3(table: pd.DataFrame):
     table : DataFrame
         ``dfstudy.similarity.summarize`` output (trainset, arch, dataset, n, share_lt07, share_07_09,
         share_ge09, ...).
+    study : Study
+        Order of the rows (training sets), columns (architectures) and bars (the group's own test set, then
+        the unseen sets).
 
     Returns
     -------
@@ -85,8 +83,8 @@ def figure3(table: pd.DataFrame):
     """
     if table.empty:
         raise ValueError("the SSIM table is empty")
-    trainsets = [t for t in TRAINSETS if t in set(table.trainset)] + sorted(set(table.trainset) - set(TRAINSETS))
-    archs = [a for a in ARCHITECTURES if a in set(table.arch)] + sorted(set(table.arch) - set(ARCHITECTURES))
+    trainsets = _in_order(set(table.trainset), study.trainsets)
+    archs = _in_order(set(table.arch), study.architectures)
     axes_style, context = _style()
     with axes_style, context:
         fig, axes = plt.subplots(
@@ -102,7 +100,8 @@ def figure3(table: pd.DataFrame):
                 if cell.empty:
                     ax.set_axis_off()
                     continue
-                cell = cell.iloc[sorted(range(len(cell)), key=lambda i: dataset_order(cell.dataset.iloc[i], trainset))]
+                order = [dataset_order(d, trainset, study) for d in cell.dataset]
+                cell = cell.iloc[sorted(range(len(cell)), key=order.__getitem__)]
                 x = np.arange(len(cell))
                 for k, b in enumerate(BINS):
                     ax.bar(x + (k - 1) * width, 100 * cell[f"share_{b}"], width, color=BIN_COLOURS[b],
@@ -125,7 +124,8 @@ def figure3(table: pd.DataFrame):
     return fig
 
 
-def figure2(faces: dict, maps: dict, detectors: list, datasets: list, labels: dict | None = None):
+def figure2(faces: dict, maps: dict, detectors: list, datasets: list, labels: dict | None = None,
+            study: Study = PAPER):
     """Example heatmaps: first row the faces, then one row per detector; one column per test set.
 
     Parameters
@@ -137,13 +137,15 @@ def figure2(faces: dict, maps: dict, detectors: list, datasets: list, labels: di
     detectors, datasets : list
         Row and column order.
     labels : dict, optional
-        Detector -> row label (default: :func:`study_name`).
+        Detector -> row label (default: the study name, ``CELEB/MesoNet/transfer`` -> ``MesoNet2``).
+    study : Study
+        Names the detectors for the default labels.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    labels = labels or {d: study_name(d) for d in detectors}
+    labels = labels or {d: study.name_of_path(d) for d in detectors}
     n_rows, n_cols = 1 + len(detectors), len(datasets)
     cell = min(1.3, (PAGE_WIDTH - 0.9) / n_cols)
     axes_style, context = _style()
@@ -183,7 +185,7 @@ def _save(fig, png, pdf):
 
 
 def _fig3_main(args):
-    _save(figure3(pd.read_csv(args.table)), args.png, args.pdf)
+    _save(figure3(pd.read_csv(args.table), args.study), args.png, args.pdf)
 
 
 def _fig2_main(args):
@@ -191,7 +193,7 @@ def _fig2_main(args):
     detectors = list(dict.fromkeys(d["detector"] for d in loaded))
     trainset = detectors[0].split("/")[0]
     present = {d["dataset"] for d in loaded}
-    datasets = args.datasets or sorted(present, key=lambda d: dataset_order(d, trainset))
+    datasets = args.datasets or sorted(present, key=lambda d: dataset_order(d, trainset, args.study))
     rng = np.random.default_rng(args.seed)
     faces, maps = {}, {}
     splits = {Path(p).parent.name: p for p in args.splits}
@@ -211,7 +213,7 @@ def _fig2_main(args):
                 ids = z["image_ids"].astype(str)
                 faces[dataset] = z["images"][int(np.flatnonzero(ids == image_id)[0])]
         log.info("%s: image %s", dataset, image_id)
-    _save(figure2(faces, maps, detectors, list(datasets)), args.png, args.pdf)
+    _save(figure2(faces, maps, detectors, list(datasets), study=args.study), args.png, args.pdf)
 
 
 def parse_args(argv=None):
@@ -222,11 +224,13 @@ def parse_args(argv=None):
     f2 = sub.add_parser("fig2", help="example heatmaps")
     f2.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files (rows x columns)")
     f2.add_argument("--splits", nargs="+", default=[], help="split .npz files holding the faces")
-    f2.add_argument("--datasets", nargs="+", default=None, help="column order (default: original, FS, NT, DF, DFD)")
+    f2.add_argument("--datasets", nargs="+", default=None,
+                    help="column order (default: the original test set, then the study's unseen sets)")
     f2.add_argument("--seed", type=int, default=1234, help="seed of the face chosen per column")
     for sp in (f2, f3):
         sp.add_argument("--png", required=True)
         sp.add_argument("--pdf", default=None)
+        add_argument(sp)
     return p.parse_args(argv)
 
 

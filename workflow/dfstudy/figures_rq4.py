@@ -7,7 +7,7 @@ four k columns, y shared within a column so detectors can be compared at equal k
 bar - the one Finding 4 is about - is the only coloured one (seaborn's colour-blind palette), the
 others are grey, so the figure reads the same in greyscale.
 
-    python -m dfstudy.figures_rq4 --table results/tables/rq4_overlap.csv --arch MesoNet \\
+    python -m dfstudy.figures_rq4 --table results/tables/rq4_overlap.csv --arch MesoNet --study "$STUDY_JSON" \\
         --out results/figures/fig5_MesoNet.png      # also writes fig5_MesoNet.pdf
 """
 
@@ -26,13 +26,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from dfstudy.study import PAPER, Study, add_argument  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 __all__ = ["figure5", "main"]
 
-ARCH_ORDER = ("MesoNet", "MesoInception", "ShallowNet")
-STRATEGY_ORDER = ("original", "transfer", "merge")
-TRAINSET_ORDER = ("CELEB", "F2F")
 ALL_COLOUR = sns.color_palette("colorblind")[2]  # the study's "green columns"
 OTHER_COLOUR = "0.72"
 
@@ -42,21 +41,19 @@ def _fraction_label(f):
     return f"1/{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{f:g}"
 
 
-def _detector_order(table):
+def _detector_order(table, study):
     """Detectors in the study's order: architecture, then 1..6 (CELEB original/transfer/merge, F2F ...)."""
     keys = table.drop_duplicates("detector").copy()
 
     def rank(col, order):
-        if col not in keys:
-            return pd.Series(0, index=keys.index)
-        return keys[col].map({v: i for i, v in enumerate(order)}).fillna(len(order))
+        return study.rank(keys[col], order) if col in keys else [0] * len(keys)
 
-    keys["_a"], keys["_t"], keys["_s"] = (rank("arch", ARCH_ORDER), rank("trainset", TRAINSET_ORDER),
-                                          rank("strategy", STRATEGY_ORDER))
+    keys["_a"], keys["_t"], keys["_s"] = (rank("arch", study.architectures), rank("trainset", study.trainsets),
+                                          rank("strategy", study.strategies))
     return keys.sort_values(["_a", "_t", "_s", "detector"])
 
 
-def figure5(table, arch=None):
+def figure5(table, arch=None, study: Study = PAPER):
     """Draw Figure 5 from a collected overlap table.
 
     Parameters
@@ -66,6 +63,8 @@ def figure5(table, arch=None):
         when known, ``arch, trainset, strategy``.
     arch : str, optional
         Draw only this architecture's detectors (recommended: six rows instead of eighteen).
+    study : Study
+        Order of the rows (architectures, training sets, strategies).
 
     Returns
     -------
@@ -77,7 +76,7 @@ def figure5(table, arch=None):
         table = table[table["arch"] == arch]
     if table.empty:
         raise ValueError(f"no rows to draw{f' for {arch}' if arch else ''}")
-    dets = _detector_order(table)
+    dets = _detector_order(table, study)
     fractions = sorted(table["fraction"].unique())
     n_ds = int(table["n_datasets"].max())
     counts = np.arange(1, n_ds + 1)
@@ -121,6 +120,7 @@ def _parser():
     p.add_argument("--arch", help="one architecture (default: every detector in the table, one row each)")
     p.add_argument("--dpi", type=int, default=300)
     p.add_argument("--log-level", default="INFO")
+    add_argument(p)
     return p
 
 
@@ -128,7 +128,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    fig = figure5(pd.read_csv(args.table), arch=args.arch)
+    fig = figure5(pd.read_csv(args.table), arch=args.arch, study=args.study)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=args.dpi)

@@ -18,13 +18,15 @@ Command lines::
         --out results/gradcam/ssim/heatmap/CELEB_MesoNet_FS.csv
     # all per-image files: one RQ3 table per variant and the Finding 3 verdicts
     python -m dfstudy.similarity summarize --inputs results/gradcam/ssim/*/*.csv \
-        --variants study_code heatmap \
+        --variants study_code heatmap --study "$STUDY_JSON" \
         --tables results/tables/rq3_ssim_study_code.csv results/tables/rq3_ssim_heatmap.csv \
         --findings results/tables/findings_rq3.json
 
 Per-image CSV columns: ``variant, trainset, arch, dataset, image_id, ssim`` (group mean) and one
 ``ssim_<a>_<b>`` per detector pair (a, b = strategies). Table columns: ``trainset, arch, dataset, n,
-share_lt07, share_07_09, share_ge09, mean_ssim``.
+share_lt07, share_07_09, share_ge09, mean_ssim``, rows in the order of the study
+(:class:`dfstudy.study.Study`; ``--study``, the paper's by default): training sets, architectures, then the
+group's own test set and the unseen sets.
 """
 
 from __future__ import annotations
@@ -40,14 +42,13 @@ import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
 
+from dfstudy.study import PAPER, Study, add_argument
+
 log = logging.getLogger(__name__)
 
 LOW, HIGH = 0.7, 0.9  # the study's thresholds: < 0.7 dissimilar, >= 0.9 similar
 BINS = ("lt07", "07_09", "ge09")
 BIN_LABELS = {"lt07": "SSIM < 0.7", "07_09": "0.7 ≤ SSIM < 0.9", "ge09": "SSIM ≥ 0.9"}
-ARCHITECTURES = ("MesoNet", "MesoInception", "ShallowNet", "XceptionNet", "EfficientNet")
-TRAINSETS = ("CELEB", "F2F")
-UNSEEN = ("FS", "NT", "DF", "DFD")
 CLAIM = "Congenetic detectors' heatmaps are dissimilar (mostly SSIM < 0.7)."
 
 
@@ -157,41 +158,41 @@ def load_heatmaps(path) -> dict:
     return out
 
 
-def dataset_order(dataset, trainset):
-    """Sort key: a group's own test set first, then FS, NT, DF, DFD, then anything else by name."""
+def dataset_order(dataset, trainset, study: Study = PAPER):
+    """Sort key: a group's own test set first, then the study's unseen sets (the paper: FS, NT, DF, DFD),
+    then anything else by name."""
     if dataset == trainset:
         return (0, "")
-    if dataset in UNSEEN:
-        return (1 + UNSEEN.index(dataset), "")
-    return (len(UNSEEN) + 1, dataset)
+    if dataset in study.unseen:
+        return (1 + study.unseen.index(dataset), "")
+    return (len(study.unseen) + 1, dataset)
 
 
-def _sort_table(table):
-    arch_rank = {a: i for i, a in enumerate(ARCHITECTURES)}
-    trainset_rank = {t: i for i, t in enumerate(TRAINSETS)}
-    key = table.apply(
-        lambda r: (
-            trainset_rank.get(r.trainset, 99), r.trainset, arch_rank.get(r.arch, 99), r.arch,
-            dataset_order(r.dataset, r.trainset),
-        ),
-        axis=1,
-    )
-    return table.iloc[sorted(range(len(table)), key=lambda i: key.iloc[i])].reset_index(drop=True)
+def _sort_table(table, study: Study):
+    trainsets, archs = list(study.trainsets), list(study.architectures)
+    key = [
+        (*study.rank([r.trainset], trainsets), r.trainset, *study.rank([r.arch], archs), r.arch,
+         dataset_order(r.dataset, r.trainset, study))
+        for r in table.itertuples(index=False)
+    ]
+    return table.iloc[sorted(range(len(table)), key=key.__getitem__)].reset_index(drop=True)
 
 
-def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
+def summarize(per_image: pd.DataFrame, study: Study = PAPER) -> pd.DataFrame:
     """The RQ3 table: one row per (trainset, arch, dataset) with the bin shares and the mean SSIM.
 
     Parameters
     ----------
     per_image : DataFrame
         Columns ``trainset, arch, dataset, ssim`` (the per-image CSVs, concatenated).
+    study : Study
+        The order of the rows: the study's training sets and architectures, then per group its original
+        test set first and the unseen sets in the study's order (the paper: FS, NT, DF, DFD).
 
     Returns
     -------
     DataFrame
-        ``trainset, arch, dataset, n, share_lt07, share_07_09, share_ge09, mean_ssim``, ordered by the
-        study's architecture order, the original test set first, then FS, NT, DF, DFD.
+        ``trainset, arch, dataset, n, share_lt07, share_07_09, share_ge09, mean_ssim``.
     """
     rows = []
     for (trainset, arch, dataset), cell in per_image.groupby(["trainset", "arch", "dataset"], sort=False):
@@ -203,7 +204,7 @@ def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
         )
     columns = ["trainset", "arch", "dataset", "n"] + [f"share_{b}" for b in BINS] + ["mean_ssim"]
     table = pd.DataFrame(rows, columns=columns)
-    return _sort_table(table) if len(table) else table
+    return _sort_table(table, study) if len(table) else table
 
 
 def _plural(n, word):
@@ -360,6 +361,7 @@ def summarize_main(argv=None):
                    help="Grad-CAM variants, the primary one first; paired in order with --tables")
     p.add_argument("--tables", nargs="+", required=True, help="output CSVs, e.g. results/tables/rq3_ssim_heatmap.csv")
     p.add_argument("--findings", required=True, help="output JSON, e.g. results/tables/findings_rq3.json")
+    add_argument(p)
     args = p.parse_args(argv)
     if len(args.variants) != len(args.tables):
         raise SystemExit(f"{len(args.variants)} --variants but {len(args.tables)} --tables")
@@ -368,7 +370,7 @@ def summarize_main(argv=None):
         per_image["variant"] = "heatmap"
     tables = {}
     for variant, path in zip(args.variants, args.tables):
-        tables[variant] = summarize(per_image[per_image["variant"] == variant])
+        tables[variant] = summarize(per_image[per_image["variant"] == variant], args.study)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tables[variant].to_csv(path, index=False, float_format="%.4f")
     finding = finding3_variants(tables)

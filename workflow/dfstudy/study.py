@@ -31,7 +31,8 @@ class Study:
     """What one run of the study trains and evaluates.
 
     ``specialised`` and ``same_identity`` map each training set to its sets of that role (RQ2: CELEB -> CELEB-M,
-    F2F -> FS-I, NT-I).
+    F2F -> FS-I, NT-I). ``identity_pairs`` maps a same-identity set to the unseen set of the same source and
+    fake method (FS-I -> FS): Finding 2 compares the two.
     """
 
     trainsets: tuple[str, ...] = ("CELEB", "F2F")
@@ -40,6 +41,7 @@ class Study:
     unseen: tuple[str, ...] = ("FS", "NT", "DF", "DFD")
     specialised: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"CELEB": ("CELEB-M",)})
     same_identity: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"F2F": ("FS-I", "NT-I")})
+    identity_pairs: dict[str, str] = field(default_factory=lambda: {"FS-I": "FS", "NT-I": "NT"})
     causal_architectures: tuple[str, ...] = ("MesoNet", "MesoInception", "ShallowNet")
 
     def __post_init__(self):
@@ -47,6 +49,7 @@ class Study:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("specialised", "same_identity"):
             object.__setattr__(self, name, {k: tuple(v) for k, v in getattr(self, name).items()})
+        object.__setattr__(self, "identity_pairs", dict(self.identity_pairs))
 
     # ---------------------------------------------------------------------------------------------- build
 
@@ -60,6 +63,12 @@ class Study:
             return {t: tuple(n for n, s in datasets.items() if s["role"] == role and s.get("trainset") == t)
                     for t in trainsets if any(s["role"] == role and s.get("trainset") == t for s in datasets.values())}
 
+        def unseen_twin(name):
+            kind = (datasets[name]["source"], datasets[name]["method"])
+            twins = (n for n, s in datasets.items() if s["role"] == "unseen" and (s["source"], s["method"]) == kind)
+            return next(twins, None)
+
+        twins = {n: unseen_twin(n) for n, s in datasets.items() if s["role"] == "same_identity"}
         causal = config.get("causal", {}).get("architectures")
         return cls(
             trainsets=trainsets,
@@ -68,6 +77,7 @@ class Study:
             unseen=tuple(n for n, s in datasets.items() if s["role"] == "unseen"),
             specialised=by_trainset("specialised"),
             same_identity=by_trainset("same_identity"),
+            identity_pairs={n: twin for n, twin in twins.items() if twin is not None},
             causal_architectures=tuple(a for a in (causal if causal is not None else detectors["architectures"])
                                        if a in detectors["architectures"]),
         )
