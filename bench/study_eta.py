@@ -160,7 +160,7 @@ def project(config, pre, png, rates):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=4.0, help="time per measurement")
-    p.add_argument("--archs", nargs="+", default=list(models.ARCHITECTURES), choices=list(models.ARCHITECTURES))
+    p.add_argument("--archs", nargs="+", default=list(models.names()), choices=list(models.names()))
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
     args = p.parse_args(argv)
     started = time.perf_counter()

@@ -60,7 +60,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--pool", type=int, default=1024, help="distinct images in memory")
-    p.add_argument("--archs", nargs="+", default=list(models.ARCHITECTURES), choices=list(models.ARCHITECTURES))
+    p.add_argument("--archs", nargs="+", default=list(models.names()), choices=list(models.names()))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--no-determinism", dest="deterministic", action="store_false")

@@ -10,7 +10,8 @@ rule rank_neurons:
         "results/benchmarks/rank_neurons/{trainset}/{arch}/{strategy}.tsv"
     params:
         pairs=causal_pairs,
-        layer=lambda wildcards: config["causal"]["layers"][wildcards.arch],
+        layer=causal_layer,
+        plugins=PLUGINS,
         n=config["causal"]["samples"],
         grid=config["causal"]["grid"],
         measure=config["causal"]["measure"],
@@ -27,7 +28,7 @@ rule rank_neurons:
         GPU_ENV
     shell:
         "KERAS_BACKEND={params.backend} python -m dfstudy.causal --model {input.model} --layer {params.layer}"
-        " {params.pairs} --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
+        " {params.plugins} {params.pairs} --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
         " --grid-range {params.grid_range} --seed {params.seed} --threads {threads} {params.gpu} > {log} 2>&1"
 
 

@@ -7,6 +7,7 @@ import shlex
 from snakemake.utils import validate
 
 from dfstudy.config import check_config, config_file_order, resolve_input_paths
+from dfstudy.models import registry
 from dfstudy.splits import TRAINSET_PARTS, evaluation_sets, planned_parts, training_sources
 from dfstudy.study import Study
 
@@ -28,6 +29,9 @@ TRAINING_SOURCES = training_sources(DATASETS, TRAINSETS, config["splits"]["finet
 # the published tables ship with the workflow, wherever --directory points
 REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
 ARCHS = config["detectors"]["architectures"]
+# the plugin modules that register more architectures (check_config imported them here): every job that
+# builds or loads a model imports them too
+PLUGINS = f"--plugins {shlex.quote(','.join(config['detectors']['plugins']))}" if config["detectors"]["plugins"] else ""
 STRATEGIES = config["detectors"]["strategies"]
 GRADCAM_VARIANTS = config["gradcam"]["variant"]
 # the study's vocabulary (training sets, roles, detector names) for the analysis scripts: --study {STUDY_JSON}
@@ -59,7 +63,7 @@ wildcard_constraints:
     part="|".join(TRAINSET_PARTS),
     strategy="original|transfer|merge",
     trainset="|".join(map(re.escape, TRAINSETS)),
-    arch="|".join(ARCHS),
+    arch="|".join(map(re.escape, ARCHS)),
     shard=r"\d+",
     variant="|".join(GRADCAM_VARIANTS),
 
@@ -132,7 +136,7 @@ def training_options(wildcards):
         opts.append(f"--init results/models/{wildcards.trainset}/{wildcards.arch}/original.keras")
     if wildcards.strategy == "transfer" and wildcards.arch in det["transfer_layers"]:
         opts.append("--trainable-layers " + ",".join(det["transfer_layers"][wildcards.arch]))
-    if det["weights"] and wildcards.arch in ("XceptionNet", "EfficientNet"):  # the backbones with published weights
+    if det["weights"] and det["weights"] in registry.get(wildcards.arch).weights:  # the backbones that publish them
         opts.append(f"--weights {det['weights']}")
     if det["bn_momentum"] is not None:
         opts.append(f"--bn-momentum {det['bn_momentum']}")
@@ -224,6 +228,11 @@ def figure2_heatmaps(wildcards):
 
 
 CAUSAL_ARCHS = [a for a in config["causal"]["architectures"] if a in ARCHS]
+
+
+def causal_layer(wildcards):
+    """The architecture's analysis layer, as registered (check_config refused architectures without one)."""
+    return registry.get(wildcards.arch).causal_layer
 
 
 def causal_pairs(wildcards, output):

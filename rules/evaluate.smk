@@ -13,6 +13,7 @@ rule predict_detector:
         batch=config["evaluation"]["batch_size"],
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
+        plugins=PLUGINS,
     threads: MODEL_THREADS
     resources:
         mem_mb=8000,
@@ -22,7 +23,7 @@ rule predict_detector:
         GPU_ENV
     shell:
         "KERAS_BACKEND={params.backend} python -m dfstudy.evaluate --model {input.model} {params.pairs}"
-        " --batch-size {params.batch} --threads {threads} {params.gpu} > {log} 2>&1"
+        " --batch-size {params.batch} --threads {threads} {params.plugins} {params.gpu} > {log} 2>&1"
 
 
 rule make_tables:

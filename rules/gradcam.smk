@@ -15,6 +15,7 @@ rule explain_detector:
         batch=config["gradcam"]["batch_size"],
         seed=config["seed"],
         gpu=GPU_CHECK,
+        plugins=PLUGINS,
     threads: MODEL_THREADS
     resources:
         mem_mb=8000,
@@ -26,7 +27,7 @@ rule explain_detector:
         # tf-explain is TensorFlow code: Grad-CAM runs on TensorFlow whatever detectors.backend says
         "KERAS_BACKEND=tensorflow python -m dfstudy.gradcam --model {input.model} {params.pairs} {params.opts}"
         " --n-images {params.n} --seed {params.seed} --batch-size {params.batch} --threads {threads}"
-        " {params.gpu} > {log} 2>&1"
+        " {params.plugins} {params.gpu} > {log} 2>&1"
 
 
 rule compare_heatmaps:

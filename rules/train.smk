@@ -14,6 +14,7 @@ rule train_detector:
         workdir="results/checkpoints/{trainset}/{arch}/{strategy}",
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
+        plugins=PLUGINS,
     threads: MODEL_THREADS
     resources:
         mem_mb=12000,
@@ -25,4 +26,4 @@ rule train_detector:
         "KERAS_BACKEND={params.backend} python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
         " --strategy {wildcards.strategy} --train {input.train} --val {input.val}"
         " --out {output.model} --card {output.card} --history {output.history}"
-        " --workdir {params.workdir} --threads {threads} {params.opts} {params.gpu} > {log} 2>&1"
+        " --workdir {params.workdir} --threads {threads} {params.opts} {params.plugins} {params.gpu} > {log} 2>&1"

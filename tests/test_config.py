@@ -168,15 +168,32 @@ def test_a_method_typo_stops_the_dry_run(tmp_path):
 
 
 def test_per_architecture_settings_must_name_architectures(tmp_path):
-    """A typo in an architecture name of loss, recalibrate_bn or epochs_per_architecture stops validation; a
-    run that trains fewer architectures keeps the demo's settings for the others (the smoke study does)."""
-    from snakemake.exceptions import WorkflowError
-
+    """A typo in an architecture name of any per-architecture setting fails the check, which lists the
+    registered names; a run that trains fewer architectures keeps the demo's settings for the others (the
+    smoke study does)."""
     for key, value in (("recalibrate_bn", ["ShallowNet", "ShalowNet"]), ("loss", {"MesoNett": "mean_squared_error"}),
-                       ("epochs_per_architecture", {"Xception": {"original": 3}})):
-        bad = write(tmp_path / f"{key}.yaml", {"detectors": {key: value}})
-        with pytest.raises(WorkflowError, match="is not one of"):
-            study_config(bad)
+                       ("epochs_per_architecture", {"Xception": {"original": 3}}),
+                       ("learning_rate", {"EficientNet": 0.1}), ("transfer_layers", {"Meso": ["fake_prob"]}),
+                       ("architectures", ["MesoNet", "ShalowNet"])):
+        config = study_config(write(tmp_path / f"{key}.yaml", {"detectors": {key: value}}))
+        with pytest.raises(ConfigError, match=rf"detectors.{key}: unknown architecture '\w+' \(registered: "
+                                              "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation"):
+            check_config(config)
     narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
     assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]
     check_config(narrowed)
+
+
+def test_causal_architectures_need_a_registered_causal_layer(tmp_path):
+    """causal.layers is gone: the registry's layer is used, and an architecture without one is refused."""
+    config = study_config(write(tmp_path / "c.yaml", {"causal": {"architectures": ["MesoNet", "XceptionNet"]}}))
+    with pytest.raises(ConfigError, match="causal.architectures: 'XceptionNet' has no causal analysis layer "
+                                          r"\(architectures with one: MesoNet, MesoInception, ShallowNet, LayerAggregation"):
+        check_config(config)
+    config = study_config(write(tmp_path / "t.yaml", {"causal": {"architectures": ["MesoNett"]}}))
+    with pytest.raises(ConfigError, match="causal.architectures: unknown architecture 'MesoNett'"):
+        check_config(config)
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="layers"):  # the old key is rejected, not silently ignored
+        study_config(write(tmp_path / "old.yaml", {"causal": {"layers": {"MesoNet": "features"}}}))

@@ -67,6 +67,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.models import registry
 from dfstudy.study import PAPER, add_argument
 
 log = logging.getLogger(__name__)
@@ -875,6 +876,7 @@ def _parser():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-level", default="INFO")
     device.add_arguments(p)
+    registry.add_arguments(p)
     return p
 
 
@@ -972,7 +974,7 @@ def main(argv=None):
     if args.threads:
         configure_backend(args.threads, deterministic=False)
     device.announce(args.require_gpu, log)
-    model = load_model(args.model)
+    model = load_model(args.model, args.plugins)
     head, tail = split_model(model, args.layer)
     log.info("loaded %s; layer %s -> %s values; fast path: %s", args.model, args.layer,
              tuple(head.outputs[0].shape[1:]), _rank1_plan(tail) is not None)

@@ -41,9 +41,7 @@ def check_config(config: dict) -> None:
     for name in config["splits"]["finetune_from"]:
         if name not in datasets:
             raise ConfigError(f"splits.finetune_from: unknown dataset '{name}'")
-    for arch in detectors["architectures"]:
-        if arch not in detectors["learning_rate"]:
-            raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}'")
+    check_architectures(config)
     for key in ("train", "val", "test"):
         if config["splits"][key] % 2:
             raise ConfigError(f"splits.{key}: {config['splits'][key]} is odd; parts are balanced real/fake")
@@ -52,6 +50,45 @@ def check_config(config: dict) -> None:
         if not rendered_by_workflow(config, root) and not root.is_dir():
             raise ConfigError(f"sources.{name}.root: {root.absolute()} does not exist; "
                               "point it at the downloaded dataset")
+
+
+def check_architectures(config: dict) -> None:
+    """Every architecture the config names is registered (after importing ``detectors.plugins``), every
+    trained one has a learning rate, and every analysed one a causal layer.
+
+    Per-architecture settings (learning_rate, loss, recalibrate_bn, epochs_per_architecture,
+    transfer_layers) may name registered architectures that this run does not train: a run that narrows
+    ``detectors.architectures`` keeps the settings it inherits for the others.
+    """
+    from dfstudy.models import registry
+
+    detectors = config["detectors"]
+    try:
+        registry.load_plugins(detectors.get("plugins", []))
+    except ImportError as err:
+        raise ConfigError(f"detectors.plugins: {err}") from err
+    known = registry.names()
+
+    def check(key, archs):
+        for arch in archs:
+            if arch not in known:
+                raise ConfigError(f"{key}: unknown architecture '{arch}' (registered: {', '.join(known)}; "
+                                  "more come from plugin modules listed in detectors.plugins)")
+
+    check("detectors.architectures", detectors["architectures"])
+    recalibrate = detectors["recalibrate_bn"]
+    check("detectors.recalibrate_bn", recalibrate if isinstance(recalibrate, list) else [])
+    for key in ("learning_rate", "loss", "epochs_per_architecture", "transfer_layers"):
+        check(f"detectors.{key}", detectors.get(key) or {})
+    check("causal.architectures", config["causal"]["architectures"])
+    for arch in detectors["architectures"]:
+        if arch not in detectors["learning_rate"]:
+            raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}'")
+    for arch in config["causal"]["architectures"]:
+        if registry.get(arch).causal_layer is None:
+            with_layer = [a for a in known if registry.get(a).causal_layer is not None]
+            raise ConfigError(f"causal.architectures: '{arch}' has no causal analysis layer (architectures "
+                              f"with one: {', '.join(with_layer)})")
 
 
 def rendered_by_workflow(config: dict, path) -> bool:

@@ -12,7 +12,6 @@ normalisation.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -23,6 +22,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.models import registry
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,16 @@ def predict_split(model, split: dict, batch_size: int = 256) -> pd.DataFrame:
     })
 
 
-def load_model(path: str | os.PathLike):
-    """Load a saved detector without its optimizer/loss (inference only)."""
+def load_model(path: str | os.PathLike, plugins=()):
+    """Load a saved detector without its optimizer/loss (inference only).
+
+    ``plugins`` are modules that register more architectures (``--plugins``); every registered
+    architecture's builder module is imported first, so the custom layers it defines deserialize.
+    """
     import keras
 
-    importlib.import_module("dfstudy.models")  # registers any custom objects of the architectures
+    registry.load_plugins(plugins)
+    registry.import_builders()
     return keras.saving.load_model(path, compile=False)
 
 
@@ -113,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="cap TensorFlow intra/inter-op threads (ignored on other backends)")
     p.add_argument("--log-level", default="INFO")
     device.add_arguments(p)
+    registry.add_arguments(p)
     return p
 
 
@@ -127,7 +133,7 @@ def main(argv=None) -> None:
 
         configure_backend(threads=args.threads, deterministic=False)
     device.announce(args.require_gpu, log)
-    model = load_model(args.model)
+    model = load_model(args.model, args.plugins)
     log.info("loaded %s", args.model)
     for split_path, out_path in pairs:
         split = load_split(split_path)

@@ -79,6 +79,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.models import registry
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +516,7 @@ def parse_args(argv=None):
     p.add_argument("--faithfulness-fraction", type=float, default=0.1, help="share of pixels occluded")
     p.add_argument("--threads", type=int, default=1)
     device.add_arguments(p)
+    registry.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -530,7 +532,7 @@ def main(argv=None):
     pairs = split_out_pairs(args.split, args.out)
     if len(variants) > 1 and any("{variant}" not in out for _, out in pairs):
         raise SystemExit("with several --variant, every --out must contain '{variant}'")
-    model = load_model(args.model)  # once for all of the detector's sets
+    model = load_model(args.model, args.plugins)  # once for all of the detector's sets
     layer = args.layer or last_conv_layer(model)
     detector = args.detector or _detector_from_model_path(args.model)
     faithfulness = []

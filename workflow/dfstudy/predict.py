@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from dfstudy.models import registry
+
 LOG = logging.getLogger("dfstudy.predict")  # not __name__: that is "__main__" under python -m
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -105,15 +107,16 @@ def parse_args(argv=None):
     p.add_argument("--save-crops", type=Path, help="write the aligned face crops here (PNG)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", type=Path, help="also write the table as CSV")
+    registry.add_arguments(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from dfstudy.evaluate import load_model  # registers MesoInception's zero-filled dilated convolution
+    from dfstudy.evaluate import load_model  # imports the architectures' custom layers (and --plugins)
 
-    model = load_model(args.model)
+    model = load_model(args.model, args.plugins)
     table = predict_paths(model, args.paths, args.frames, args.batch_size, args.save_crops)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:

@@ -89,7 +89,9 @@ PAPER_SCALE = (
     ("detectors.epochs.finetune", 50, "epochs, transfer and merge fine-tuning"),
     ("detectors.epochs_per_architecture", None, "epochs set per architecture (the study: the same for all)"),
     ("detectors.learning_rate", {"MesoNet": 0.001, "MesoInception": 0.001, "ShallowNet": 0.00005,
-                                 "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates"),
+                                 "XceptionNet": 0.00005, "EfficientNet": 0.00005}, "Adam learning rates",
+     # of the architectures trained: the configs also give rates of architectures they do not train
+     lambda c: {a: r for a, r in c["detectors"]["learning_rate"].items() if a in c["detectors"]["architectures"]}),
     ("detectors.batch_size", {"original": 32, "finetune": 64},
      "batch size (not stated in the study; its code: Keras' default 32 from scratch, 64 fine-tuning)"),
     ("detectors.loss", {"MesoNet": "mean_squared_error", "MesoInception": "mean_squared_error"},

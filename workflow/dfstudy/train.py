@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from dfstudy import device, models
+from dfstudy.models import registry
 
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
 STRATEGIES = ("original", "transfer", "merge")
@@ -460,7 +461,7 @@ def load_split(path):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="dfstudy train", description=__doc__.split("\n")[0])
-    p.add_argument("--arch", required=True, choices=list(models.ARCHITECTURES))
+    p.add_argument("--arch", required=True, help=f"registered architecture ({', '.join(models.names())}, or a plugin's)")
     p.add_argument("--trainset", required=True, help="training-set name recorded in the card (CELEB, F2F)")
     p.add_argument("--strategy", default="original", choices=STRATEGIES)
     p.add_argument("--train", required=True, type=Path, help="split .npz to train on")
@@ -480,9 +481,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
     p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
-    p.add_argument("--weights", choices=["imagenet"], help="backbone initialisation (XceptionNet, EfficientNet)")
+    p.add_argument("--weights", choices=["imagenet"], help="published backbone weights (XceptionNet, EfficientNet)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy (on a GPU only)")
     device.add_arguments(p)
+    registry.add_arguments(p)
     p.add_argument("--bn-momentum", type=float, help="momentum of BatchNormalization moving statistics")
     p.add_argument(
         "--recalibrate-bn", action="store_true",
@@ -498,6 +500,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    registry.load_plugins(args.plugins)
+    registry.get(args.arch)  # an unknown name fails before the data loads, listing the registered ones
     configure_backend(args.threads, args.deterministic)
     on = device.announce(args.require_gpu, LOG)
     if args.mixed_precision and on["device"] == "cpu":  # float16 has no fast CPU kernels: it would only slow down
@@ -511,6 +515,7 @@ def main(argv=None):
     # transfer and merge overwrite every weight with the original detector's: no backbone download
     weights = args.weights if args.strategy == "original" else None
     model = models.build(args.arch, train["images"].shape[1:], weights=weights)
+    # after build: the architecture's module has registered its custom layers with Keras
     init_model = keras.saving.load_model(args.init, compile=False) if args.init else None
     trainable = args.trainable_layers.split(",") if args.trainable_layers else None
     best, history, card = train_detector(

@@ -1,78 +1,63 @@
 """Detector architectures: one builder per module, all plain flat functional Keras models.
 
 Every model takes RGB images with values in 0-255 (uint8 is fine; the model rescales), ends in one
-sigmoid unit named ``fake_prob`` (P(fake), 1 = fake) and has stable layer names. Each module also names
-the layers other stages need: ``LAST_CONV`` (Grad-CAM), ``CAUSAL_LAYER`` (causal analysis) and
-``TRANSFER_LAYERS`` (the layers that train under the transfer strategy).
+sigmoid unit named ``fake_prob`` (P(fake), 1 = fake) and has stable layer names. The registry
+(``dfstudy.models.registry``) holds one record per architecture: its builder and the layers other stages
+need (Grad-CAM's, the causal analysis', the transfer strategy's). Importing this package imports no
+Keras; a builder's module is imported when a model is first built.
+
+Adding an architecture: a module with its builder and one ``register(Architecture(...))`` (in
+``registry.py`` for a built-in, in the module itself for a plugin; see ``registry``'s docstring).
 """
 
-from . import efficientnet as _efficientnet
-from . import mesoinception as _mesoinception
-from . import mesonet as _mesonet
-from . import shallownet as _shallownet
-from . import xception as _xception
+from dfstudy.models.registry import Architecture, get, import_builders, load_plugins, names, register
 
-_MODULES = {
-    "MesoNet": _mesonet,
-    "MesoInception": _mesoinception,
-    "ShallowNet": _shallownet,
-    "XceptionNet": _xception,
-    "EfficientNet": _efficientnet,
-}
-ARCHITECTURES = {
-    "MesoNet": _mesonet.mesonet,
-    "MesoInception": _mesoinception.mesoinception,
-    "ShallowNet": _shallownet.shallownet,
-    "XceptionNet": _xception.xceptionnet,
-    "EfficientNet": _efficientnet.efficientnet,
-}
-
-
-def _module(name):
-    if name not in _MODULES:
-        raise ValueError(f"Unknown architecture {name!r}; valid: {', '.join(ARCHITECTURES)}")
-    return _MODULES[name]
+__all__ = [
+    "Architecture", "architecture_of", "build", "causal_layer", "get", "import_builders", "last_conv_layer",
+    "load_plugins", "names", "register", "transfer_layers",
+]
 
 
 def build(name, input_shape=(256, 256, 3), weights=None):
-    """Build architecture `name` (a key of ARCHITECTURES) for `input_shape` images.
+    """Build registered architecture `name` for `input_shape` images.
 
     Parameters
     ----------
     name : str
-        One of MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet.
+        A registered name (``names()``): MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet,
+        LayerAggregation, or one a plugin registered.
     input_shape : tuple
         (S, S, 3).
-    weights : {None, "imagenet"}
-        "imagenet" only for XceptionNet and EfficientNet.
+    weights : None or str
+        One of the architecture's published weights (``get(name).weights``: "imagenet" for XceptionNet
+        and EfficientNet).
 
     Returns
     -------
     keras.Model
         Named ``name.lower()``, so `architecture_of` can map a loaded model back to its name.
     """
-    _module(name)
-    return ARCHITECTURES[name](tuple(input_shape), weights=weights)
+    return get(name).build(input_shape, weights=weights)
 
 
 def architecture_of(model):
     """Registry name of a model built by `build` (also after saving and loading)."""
-    for name in ARCHITECTURES:
-        if model.name == name.lower():
+    for name in names():
+        if model.name == get(name).model_name:
             return name
-    raise ValueError(f"Model {model.name!r} was not built by dfstudy.models; valid: {', '.join(ARCHITECTURES)}")
+    raise ValueError(f"Model {model.name!r} was not built by dfstudy.models; registered: {', '.join(names())}")
 
 
 def transfer_layers(name):
     """Names of the layers that stay trainable under the transfer strategy."""
-    return tuple(_module(name).TRANSFER_LAYERS)
+    return get(name).transfer_layers
 
 
 def causal_layer(name):
     """Name of the layer whose units the causal analysis intervenes on (None if not analysed)."""
-    return _module(name).CAUSAL_LAYER
+    return get(name).causal_layer
 
 
 def last_conv_layer(name):
     """Name of the last convolutional layer (the Grad-CAM target)."""
-    return _module(name).LAST_CONV
+    return get(name).last_conv

@@ -5,9 +5,6 @@ from keras import layers
 
 from .xception import stable_auto_names
 
-LAST_CONV = "top_conv"
-CAUSAL_LAYER = None  # the causal analysis covers the three small architectures only
-TRANSFER_LAYERS = ("top_conv", "fake_prob")  # last conv and the dense unit; BN stays frozen
 
 
 def efficientnet(input_shape=(256, 256, 3), weights=None):

@@ -10,9 +10,6 @@ from dfstudy.models.mesonet import MESO4_BLOCKS, conv_blocks, meso_head
 # dilation 1, 2 and 3. Each block is followed by BN and a 2x2 max-pool.
 INCEPTION_BLOCKS = ((1, 4, 4, 2), (2, 4, 4, 2))
 CONV_BLOCKS = MESO4_BLOCKS[2:]  # blocks 3 and 4 are Meso-4's
-LAST_CONV = "block4_conv"
-CAUSAL_LAYER = "features"  # the 8x8x16 = 1,024 values entering the first dense layer at 256 px
-TRANSFER_LAYERS = ("head_dense", "fake_prob")
 
 
 @keras.saving.register_keras_serializable(package="dfstudy")

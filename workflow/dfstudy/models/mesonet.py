@@ -4,9 +4,6 @@ import keras
 from keras import layers
 
 MESO4_BLOCKS = ((8, 3, 2), (8, 5, 2), (16, 5, 2), (16, 5, 4))  # filters, kernel, pool
-LAST_CONV = "block4_conv"
-CAUSAL_LAYER = "features"  # the 8x8x16 = 1,024 values entering the first dense layer at 256 px
-TRANSFER_LAYERS = ("head_dense", "fake_prob")  # the study's "last two function layers"
 
 
 def conv_blocks(x, blocks, first):

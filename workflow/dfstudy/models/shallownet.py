@@ -14,9 +14,6 @@ from keras import layers, regularizers
 # filters and kernel of the group's first conv, widths of its 1x1 convs, whether it ends in a max-pool
 SHALLOWNET_GROUPS = ((32, 5, (32, 32), True), (64, 3, (64, 64), True), (128, 3, (32,), False))
 L2, DROPOUT = 1e-4, 0.25
-LAST_CONV = "group3_conv2"
-CAUSAL_LAYER = "fc1"  # the 1,024 units of the first dense layer; fc1_bn -> fc1_drop -> fake_prob follow it
-TRANSFER_LAYERS = ("fc1", "fake_prob")  # the two dense layers; fc1_bn stays frozen (inference mode)
 
 
 def _conv(x, filters, kernel, name):

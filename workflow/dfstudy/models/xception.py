@@ -5,9 +5,6 @@ import re
 import keras
 from keras import layers
 
-LAST_CONV = "block14_sepconv2"
-CAUSAL_LAYER = None  # the causal analysis covers the three small architectures only
-TRANSFER_LAYERS = ("block14_sepconv2", "fake_prob")  # last conv and the dense unit; BN stays frozen
 
 
 def _snake(class_name):

@@ -1,0 +1,169 @@
+"""The architecture registry: one record per detector architecture, the only place that names its layers.
+
+A record says how to build the model and which of its layers the other stages use: the Grad-CAM layer
+(``last_conv``), the causal analysis layer (``causal_layer``, None where the analysis does not apply), the
+layers that train under the transfer strategy (``transfer_layers``) and the published backbone weights its
+builder accepts (``weights``). The config check, the rules and every command read it from here.
+
+This module imports no deep-learning library: ``rules/common.smk`` reads names and layers at every
+Snakefile parse, and importing Keras costs seconds. A builder is a ``"module:function"`` string, imported
+on the first ``build``; a plugin may also pass the function itself.
+
+Adding an architecture from outside the package (a plugin)::
+
+    # mydetectors.py, importable (installed, or on PYTHONPATH)
+    from dfstudy.models.registry import Architecture, register
+
+    register(Architecture("TinyNet", "mydetectors_keras:tinynet", last_conv="conv",
+                          causal_layer="features", transfer_layers=("features", "fake_prob")))
+
+and ``detectors: {plugins: [mydetectors], architectures: [..., TinyNet]}`` in the config (plus its
+learning rate). Every job imports the plugins (``--plugins``), so custom layers defined in the plugin's
+modules deserialize when a saved ``.keras`` model is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One detector architecture.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, as written in the config (``detectors.architectures``) and in result paths.
+    builder : str or callable
+        ``"module:function"`` (imported on first use) or the function; called as
+        ``builder(input_shape, weights=weights)`` it returns a flat functional ``keras.Model`` named
+        ``name.lower()`` that takes RGB 0-255 and ends in one sigmoid unit named ``fake_prob`` (P(fake)).
+    last_conv : str
+        The layer Grad-CAM explains.
+    causal_layer : str or None
+        The layer whose units the causal analysis intervenes on; what follows it must be a chain of
+        single-input layers. None: the architecture cannot be in ``causal.architectures``.
+    transfer_layers : tuple of str
+        The layers that train under the transfer strategy (the study: the last two function layers).
+    weights : tuple of str
+        Published initialisations the builder accepts besides None (``("imagenet",)``).
+    """
+
+    name: str
+    builder: str | object
+    last_conv: str
+    causal_layer: str | None
+    transfer_layers: tuple[str, ...]
+    weights: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "transfer_layers", tuple(self.transfer_layers))
+        object.__setattr__(self, "weights", tuple(self.weights))
+        if isinstance(self.builder, str) and ":" not in self.builder:
+            raise ValueError(f"{self.name}: builder {self.builder!r} is not 'module:function'")
+
+    @property
+    def model_name(self) -> str:
+        """The built model's name, by which ``architecture_of`` recognises a loaded model."""
+        return self.name.lower()
+
+    def builder_function(self):
+        """The builder, importing its module on first use."""
+        if not isinstance(self.builder, str):
+            return self.builder
+        module, _, function = self.builder.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    def build(self, input_shape=(256, 256, 3), weights=None):
+        """The model for ``input_shape`` images (see ``dfstudy.models.build``)."""
+        if weights is not None and weights not in self.weights:
+            offered = ", ".join(self.weights) or "none"
+            raise ValueError(f"{self.name} takes no weights={weights!r} (published weights: {offered})")
+        model = self.builder_function()(tuple(input_shape), weights=weights)
+        if model.name != self.model_name:
+            raise ValueError(f"{self.name}: its builder returned a model named {model.name!r}, expected "
+                             f"{self.model_name!r} (loaded models are recognised by their name)")
+        return model
+
+
+def register(architecture: Architecture, replace: bool = False) -> Architecture:
+    """Add ``architecture`` to the registry; a second registration of a name is an error unless
+    ``replace`` (or it is the same record, as when a plugin module is imported twice)."""
+    old = _REGISTRY.get(architecture.name)
+    if old is not None and old != architecture and not replace:
+        raise ValueError(f"architecture {architecture.name!r} is already registered (builder {old.builder!r})")
+    clash = [a.name for a in _REGISTRY.values() if a.model_name == architecture.model_name and a.name != architecture.name]
+    if clash:
+        raise ValueError(f"architecture {architecture.name!r} builds models named like {clash[0]!r}'s")
+    _REGISTRY[architecture.name] = architecture
+    return architecture
+
+
+def get(name: str) -> Architecture:
+    """The record of architecture ``name``; an unknown name is a ValueError listing the registered ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"Unknown architecture {name!r}; registered: {', '.join(_REGISTRY)} "
+                         "(others come from plugin modules: detectors.plugins, --plugins)") from None
+
+
+def names() -> tuple[str, ...]:
+    """Registered architecture names, built-ins first, then in registration order."""
+    return tuple(_REGISTRY)
+
+
+def load_plugins(modules) -> None:
+    """Import each dotted module name in ``modules``; importing a plugin registers its architectures."""
+    for module in modules or ():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f"plugin module {module!r} cannot be imported ({err}); install it or put its "
+                              "folder on PYTHONPATH") from err
+
+
+def import_builders() -> None:
+    """Import every registered builder's module, so that the custom layers it registers with Keras
+    deserialize when a saved model is loaded."""
+    for arch in _REGISTRY.values():
+        arch.builder_function()
+
+
+def add_arguments(parser) -> None:
+    """The ``--plugins`` option of every command that builds or loads models."""
+    parser.add_argument(
+        "--plugins", action="extend", default=[], metavar="MODULE[,MODULE...]",
+        type=lambda text: [m for m in text.split(",") if m],
+        help="modules that register more architectures (config detectors.plugins); repeatable",
+    )
+
+
+# The study's five architectures -----------------------------------------------------------------------
+
+for _arch in (
+    # the 8x8x16 = 1,024 values entering the first dense layer at 256 px; the study's "last two function layers"
+    Architecture("MesoNet", "dfstudy.models.mesonet:mesonet", last_conv="block4_conv", causal_layer="features",
+                 transfer_layers=("head_dense", "fake_prob")),
+    Architecture("MesoInception", "dfstudy.models.mesoinception:mesoinception", last_conv="block4_conv",
+                 causal_layer="features", transfer_layers=("head_dense", "fake_prob")),
+    # fc1: the 1,024 units of the first dense layer (fc1_bn -> fc1_drop -> fake_prob follow it); the two
+    # dense layers train under transfer, fc1_bn stays frozen (inference mode)
+    Architecture("ShallowNet", "dfstudy.models.shallownet:shallownet", last_conv="group3_conv2",
+                 causal_layer="fc1", transfer_layers=("fc1", "fake_prob")),
+    # the backbones: last conv and the dense unit train under transfer, BN stays frozen; the causal
+    # analysis covers the three small architectures only
+    Architecture("XceptionNet", "dfstudy.models.xception:xceptionnet", last_conv="block14_sepconv2",
+                 causal_layer=None, transfer_layers=("block14_sepconv2", "fake_prob"), weights=("imagenet",)),
+    Architecture("EfficientNet", "dfstudy.models.efficientnet:efficientnet", last_conv="top_conv",
+                 causal_layer=None, transfer_layers=("top_conv", "fake_prob"), weights=("imagenet",)),
+    # beyond the study: Jevnisek & Avidan (2022), features of every block pooled into the head
+    Architecture("LayerAggregation", "dfstudy.models.layer_aggregation:layer_aggregation",
+                 last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob")),
+):
+    register(_arch)
+del _arch
