@@ -19,8 +19,8 @@ with the per-sample outcome ``s`` chosen by ``measure``:
     ``s = tail(.)``, the fake probability; ``effect_i = max_g m_ig - min_g m_ig``.
 ``"correctness"`` (the paper's written Definition 3)
     ``ACE_do(y=v)^z = E[z | do(y = v)]`` with ``z = N_ac(x)``, "the predicted class corresponding to the
-    ground-truth label": ``s = 1{(tail(.) >= 0.5) == label}``, so ``m_ig`` is the accuracy under the
-    intervention. The paper does not say how the ACE curve over ``v`` becomes one number per neuron;
+    ground-truth label": ``s = 1{(tail(.) > 0.5) == label}`` (`dfstudy.metrics.is_fake`), so ``m_ig``
+    is the accuracy under the intervention. The paper does not say how the ACE curve over ``v`` becomes one number per neuron;
     we use the same range the code uses, ``effect_i = max_g m_ig - min_g m_ig``. Taking the ACE relative
     to a baseline (Chattopadhyay et al. 2019, ref. [46]: minus its mean over the grid; or minus the
     unintervened accuracy) shifts every ``m_ig`` of a neuron by one constant and leaves this range
@@ -67,6 +67,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.metrics import is_fake
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,6 @@ __all__ = [
 
 MEASURES = ("spread", "correctness")
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
-THRESHOLD = 0.5  # P(fake) >= 0.5 -> "fake" (label 1)
 DEFAULT_CHUNK = 1 << 24  # floats per batched tail evaluation (64 MB as float32)
 STUDY_NUMBER = {("CELEB", "original"): 1, ("CELEB", "transfer"): 2, ("CELEB", "merge"): 3,
                 ("F2F", "original"): 4, ("F2F", "transfer"): 5, ("F2F", "merge"): 6}
@@ -254,7 +254,7 @@ def _outcome(out, measure, labels):
     """Per-sample outcome s: the fake probability or the correctness indicator (last axis = samples)."""
     if measure == "spread":
         return out
-    return ((out >= THRESHOLD) == (labels == 1)).astype(np.float32)
+    return (is_fake(out) == (labels == 1)).astype(np.float32)
 
 
 def _mean_over_samples(s):
@@ -434,7 +434,7 @@ def _rank1_block_class():
                 x = _apply(layer, x)
             out = ops.reshape(x, (sh["g"], sh["n"], sh["b"]))
             if self.measure == "correctness":
-                out = ops.cast(ops.equal(out >= THRESHOLD, ops.expand_dims(t(self.labels) == 1, 1)), "float32")
+                out = ops.cast(ops.equal(is_fake(out), ops.expand_dims(t(self.labels) == 1, 1)), "float32")
             return ops.transpose(ops.mean(out, axis=1))  # (B, G)
 
     return _Rank1Block
