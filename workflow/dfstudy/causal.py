@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from dfstudy import device
-from dfstudy.cli import split_out_pairs
+from dfstudy.cli import run_subcommands, split_out_pairs
 from dfstudy.metrics import is_fake
 
 log = logging.getLogger(__name__)
@@ -857,9 +857,8 @@ def _load_split(path):
 
 def _parser():
     p = argparse.ArgumentParser(
-        prog="python -m dfstudy.causal",
-        description="Average causal effect of each neuron of a detector layer on its output (RQ4). "
-                    "'python -m dfstudy.causal summarize --help' builds the top-k overlap tables.")
+        prog="python -m dfstudy.causal rank",
+        description="Average causal effect of each neuron of a detector layer on its output (RQ4).")
     p.add_argument("--model", required=True, help="detector .keras file")
     p.add_argument("--layer", required=True, help="analysis layer name (dfstudy.models.causal_layer)")
     p.add_argument("--split", action="append", required=True, help="split .npz; repeat, paired in order with --out")
@@ -957,10 +956,7 @@ def summarize_main(argv=None):
             _write(json.dumps(result, indent=2) + "\n", args.findings)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["summarize"]:
-        return summarize_main(argv[1:])
+def rank_main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -998,6 +994,13 @@ def main(argv=None):
         top = out.nsmallest(5, "rank")
         log.info("-> %s; top neurons %s (effects %s)", out_path, top["neuron"].tolist(),
                  [f"{e:.4g}" for e in top["effect"]])
+
+
+def main(argv=None):
+    run_subcommands("python -m dfstudy.causal", "Causal (ACE) neuron analysis of the detectors (RQ4)",
+                    {"rank": ("rank one detector's neurons by causal effect, per test split", rank_main),
+                     "summarize": ("top-k overlaps per detector and over all detectors, Finding 4",
+                                   summarize_main)}, argv)
 
 
 if __name__ == "__main__":
