@@ -180,3 +180,27 @@ def test_per_architecture_settings_must_name_architectures(tmp_path):
     narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
     assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]
     check_config(narrowed)
+
+
+def _schema_keys(props: dict, prefix: str = "") -> list[str]:
+    """Dotted names of every named property of the schema, at every level (`<name>` for a free key)."""
+    keys = []
+    for key, spec in props.items():
+        name = f"{prefix}{key}"
+        keys.append(name)
+        keys += _schema_keys(spec.get("properties", {}), f"{name}.")
+        free = spec.get("additionalProperties")
+        if isinstance(free, dict):
+            keys += _schema_keys(free.get("properties", {}), f"{name}.<name>.")
+    return keys
+
+
+def test_every_schema_key_is_documented_in_config_readme():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    keys = _schema_keys(schema["properties"])
+    assert {"seed", "detectors.epochs.original", "sources.<name>.adapter", "gradcam.faithfulness.fraction"} <= set(keys)
+    readme = (ROOT / "config" / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \| [^|\s]", readme, flags=re.M))  # a row with a description
+    documented |= set(re.findall(r"^## `([^`]+)`\n\n\w", readme, flags=re.M))  # a section with its paragraph
+    assert not set(keys) - documented, f"add to config/README.md: {sorted(set(keys) - documented)}"
+    assert not documented - set(keys), f"config/README.md documents keys the schema lacks: {sorted(documented - set(keys))}"
