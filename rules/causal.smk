@@ -27,7 +27,7 @@ rule rank_neurons:
     conda:
         GPU_ENV
     shell:
-        "KERAS_BACKEND={params.backend} python -m dfstudy.causal --model {input.model} --layer {params.layer}"
+        "KERAS_BACKEND={params.backend} python -m dfstudy.causal rank --model {input.model} --layer {params.layer}"
         " {params.plugins} {params.pairs} --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
         " --grid-range {params.grid_range} --seed {params.seed} --threads {threads} {params.gpu} > {log} 2>&1"
 

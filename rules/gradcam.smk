@@ -48,7 +48,7 @@ rule compare_heatmaps:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m dfstudy.similarity --group {wildcards.trainset}/{wildcards.arch}"
+        "python -m dfstudy.similarity compare --group {wildcards.trainset}/{wildcards.arch}"
         " --dataset {wildcards.dataset} --heatmaps {params.files} --out {output} > {log} 2>&1"
 
 

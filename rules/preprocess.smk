@@ -45,7 +45,7 @@ rule align_faces:
     conda:
         "../envs/preprocess.yaml"
     shell:
-        "python -m dfstudy.faces --videos {input} --shard {wildcards.shard} --shards {params.shards}"
+        "python -m dfstudy.faces extract --videos {input} --shard {wildcards.shard} --shards {params.shards}"
         " --out-dir {output.crops} --manifest {output.manifest} --frames {params.frames}"
         " --frames-training {params.frames_training}"
         " --size {params.size} --margin {params.margin} --detect-width {params.detect_width}"

@@ -301,7 +301,7 @@ def test_cli_effects_then_summaries(tmp_path):
         np.savez(tmp_path / f"{name}.npz", images=rng.integers(0, 6, size=(12, 4)).astype("uint8"),
                  labels=np.repeat([0, 1], 6).astype("uint8"))
         outs.append(tmp_path / "causal" / "CELEB" / "MesoNet" / "original" / f"{name}.parquet")
-    argv = ["--model", str(tmp_path / "original.keras"), "--layer", "features", "--n-samples", "8",
+    argv = ["rank", "--model", str(tmp_path / "original.keras"), "--layer", "features", "--n-samples", "8",
             "--grid", "4", "--seed", "1", "--threads", "1"]
     for name, out in zip(("CELEB", "FS", "NT", "DF", "DFD"), outs):
         argv += ["--split", str(tmp_path / f"{name}.npz"), "--out", str(out)]

@@ -197,3 +197,27 @@ def test_causal_architectures_need_a_registered_causal_layer(tmp_path):
 
     with pytest.raises(WorkflowError, match="layers"):  # the old key is rejected, not silently ignored
         study_config(write(tmp_path / "old.yaml", {"causal": {"layers": {"MesoNet": "features"}}}))
+
+
+def _schema_keys(props: dict, prefix: str = "") -> list[str]:
+    """Dotted names of every named property of the schema, at every level (`<name>` for a free key)."""
+    keys = []
+    for key, spec in props.items():
+        name = f"{prefix}{key}"
+        keys.append(name)
+        keys += _schema_keys(spec.get("properties", {}), f"{name}.")
+        free = spec.get("additionalProperties")
+        if isinstance(free, dict):
+            keys += _schema_keys(free.get("properties", {}), f"{name}.<name>.")
+    return keys
+
+
+def test_every_schema_key_is_documented_in_config_readme():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    keys = _schema_keys(schema["properties"])
+    assert {"seed", "detectors.epochs.original", "sources.<name>.adapter", "gradcam.faithfulness.fraction"} <= set(keys)
+    readme = (ROOT / "config" / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \| [^|\s]", readme, flags=re.M))  # a row with a description
+    documented |= set(re.findall(r"^## `([^`]+)`\n\n\w", readme, flags=re.M))  # a section with its paragraph
+    assert not set(keys) - documented, f"add to config/README.md: {sorted(set(keys) - documented)}"
+    assert not documented - set(keys), f"config/README.md documents keys the schema lacks: {sorted(documented - set(keys))}"

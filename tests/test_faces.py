@@ -329,7 +329,7 @@ def test_cli_shards_and_merge(tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     index = tmp_path / "videos.parquet"
     video_table([good, tmp_path / "empty.mp4"]).to_parquet(index)
-    common = ["--videos", str(index), "--shards", "3", "--frames", "3", "--size", "32", "--min-face", "30",
+    common = ["extract", "--videos", str(index), "--shards", "3", "--frames", "3", "--size", "32", "--min-face", "30",
               "--threads", "1"]
     shard_files = []
     for k in range(3):

@@ -216,7 +216,7 @@ def test_command_lines_end_to_end(tmp_path):
     csvs = []
     for variant in ("study_code", "heatmap"):
         csvs.append(tmp_path / "ssim" / variant / "CELEB_Tiny_FS.csv")
-        similarity.main(["--group", "CELEB/Tiny", "--dataset", "FS", "--heatmaps", *(o[variant] for o in outs),
+        similarity.main(["compare", "--group", "CELEB/Tiny", "--dataset", "FS", "--heatmaps", *(o[variant] for o in outs),
                          "--out", str(csvs[-1])])
     per_image = pd.read_csv(csvs[1])
     assert list(per_image.columns[:6]) == ["variant", "trainset", "arch", "dataset", "image_id", "ssim"]

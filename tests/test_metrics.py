@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dfstudy.metrics import (_weighted_auc, bootstrap_ci, equal_error_rate, evaluate_predictions,
-                             frame_metrics, video_metrics)
+                             frame_metrics, is_fake, video_metrics)
 
 
 def clustered(n_videos=200, frames=10, video_sd=1.0, frame_sd=0.3, effect=0.6, seed=0):
@@ -225,3 +225,43 @@ def test_predict_split_batches_and_keeps_order():
     assert df.image_id.tolist() == [f"i{i}" for i in range(n)]
     expect = _SigmoidOfMean().predict_on_batch(split["images"]).ravel()
     assert np.allclose(df.score, expect, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------- one rule for "fake"
+
+
+def test_is_fake_is_strict():
+    assert not is_fake(0.5) and is_fake(np.nextafter(0.5, 1.0)) and not is_fake(0.25)
+    assert is_fake(np.array([0.5, 0.75, 0.0])).tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("bias, verdict", [(0.0, "real"), (1e-3, "fake")])
+def test_a_score_of_exactly_half_is_real_in_predict_and_in_the_evaluation(tmp_path, bias, verdict):
+    """`dfstudy predict` and the evaluation call the same images fake: sigmoid(0) = 0.5 is real in both."""
+    import cv2
+    import keras
+
+    from dfstudy.evaluate import predict_split
+    from dfstudy.predict import predict_paths
+    from test_faces import face_frame
+
+    inputs = keras.Input((64, 64, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    out = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                             bias_initializer=keras.initializers.Constant(bias))(pooled)
+    model = keras.Model(inputs, out)  # P(fake) = sigmoid(bias) for every image
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), cv2.cvtColor(face_frame(192, 192, s=100), cv2.COLOR_RGB2BGR))
+
+    table = predict_paths(model, [image])
+    assert table.loc[0, "faces"] == 1
+    assert (table.loc[0, "score"] == 0.5) == (bias == 0.0)
+    assert table.loc[0, "verdict"] == verdict
+
+    split = dict(images=np.zeros((2, 64, 64, 3), np.uint8), labels=np.array([0, 1]),
+                 image_ids=np.array(["r", "f"]), video_ids=np.array(["r", "f"]))
+    pred = predict_split(model, split)
+    real_right = verdict == "real"  # the real image is right exactly when the verdict is "real"
+    assert frame_metrics(pred["label"][:1], pred["score"][:1])["accuracy"] == 100.0 * real_right
+    assert frame_metrics(pred["label"][1:], pred["score"][1:])["accuracy"] == 100.0 * (not real_right)
+    assert evaluate_predictions(pred, n_boot=10, seed=0)["video_accuracy"] == 50.0

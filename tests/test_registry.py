@@ -189,10 +189,10 @@ def test_every_model_job_gets_the_plugins(plugin, tmp_path):
                                     "causal": {"architectures": ["ToyNet"]}}))
     out = dry_run(tmp_path, str(mine), env=env)
     commands = [line for line in out.splitlines() if "--model results/models/" in line or "dfstudy.train" in line]
-    stages = {m for line in commands for m in re.findall(r"python -m dfstudy\.(\w+) --(?:model|arch)", line)}
+    stages = {m for line in commands for m in re.findall(r"python -m dfstudy\.(\w+) (?:rank )?--(?:model|arch)", line)}
     assert stages == {"train", "evaluate", "gradcam", "causal"}, stages
     assert all(f"--plugins {PLUGIN}" in line for line in commands), [c for c in commands if "--plugins" not in c][:2]
-    assert sum("dfstudy.causal --model" in line and "--layer features " in line for line in commands) == 6
+    assert sum("dfstudy.causal rank --model" in line and "--layer features " in line for line in commands) == 6
 
 
 # the layer-aggregation detector -------------------------------------------------------------------------

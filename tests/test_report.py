@@ -469,3 +469,32 @@ def test_report_only_never_schedules_training(tmp_path):
     shutil.rmtree(res / "predictions" / "F2F" / archs[0] / "merge")
     missing = dry_run("--workflow-profile", str(ROOT / "profiles" / "report"))
     assert missing.returncode != 0 and "MissingInputException" in missing.stdout + missing.stderr
+
+
+def test_snakemake_report_needs_no_cores(tmp_path):
+    """`snakemake --report report.html` as the README writes it (no --cores): no rule's threads read
+    workflow.cores, so the report builds. Here on make_tables' outputs alone (stand-ins, newer than its inputs)."""
+    archs = tmp_path / "archs.yaml"
+    archs.write_text(yaml.safe_dump({"detectors": {"architectures": [ARCH]}}))
+    shutil.copytree(REF, tmp_path / "reports" / "reference")
+    for trainset in TRAINSETS:
+        for strategy in T.STRATEGIES:
+            (tmp_path / "results" / "predictions" / trainset / ARCH / strategy).mkdir(parents=True)
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    for n in (4, 5, 6, 7):
+        for suffix in (".csv", "_vs_published.csv"):
+            (tables / f"table{n}{suffix}").write_text("detector,accuracy\nMesoNet1,50.0\n")
+        for suffix in (".md", ".tex", "_vs_published.md"):
+            (tables / f"table{n}{suffix}").write_text("stand-in\n")
+    (tables / "cv_ap.csv").write_text("detector,cv_ap\nMesoNet1,0.1\n")
+    (tables / "findings.json").write_text("{}\n")
+    (tables / "metrics.parquet").touch()
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(ROOT / "config" / "config.yaml"), str(archs), "--allowed-rules", "make_tables",
+           "--report", "report.html", "results/tables/table4.csv"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "cores" not in run.stderr.lower()
+    html = (tmp_path / "report.html").read_text()
+    assert "table4.csv" in html and "findings.json" in html

@@ -19,8 +19,8 @@ with the per-sample outcome ``s`` chosen by ``measure``:
     ``s = tail(.)``, the fake probability; ``effect_i = max_g m_ig - min_g m_ig``.
 ``"correctness"`` (the paper's written Definition 3)
     ``ACE_do(y=v)^z = E[z | do(y = v)]`` with ``z = N_ac(x)``, "the predicted class corresponding to the
-    ground-truth label": ``s = 1{(tail(.) >= 0.5) == label}``, so ``m_ig`` is the accuracy under the
-    intervention. The paper does not say how the ACE curve over ``v`` becomes one number per neuron;
+    ground-truth label": ``s = 1{(tail(.) > 0.5) == label}`` (`dfstudy.metrics.is_fake`), so ``m_ig``
+    is the accuracy under the intervention. The paper does not say how the ACE curve over ``v`` becomes one number per neuron;
     we use the same range the code uses, ``effect_i = max_g m_ig - min_g m_ig``. Taking the ACE relative
     to a baseline (Chattopadhyay et al. 2019, ref. [46]: minus its mean over the grid; or minus the
     unintervened accuracy) shifts every ``m_ig`` of a neuron by one constant and leaves this range
@@ -66,7 +66,8 @@ import numpy as np
 import pandas as pd
 
 from dfstudy import device
-from dfstudy.cli import split_out_pairs
+from dfstudy.cli import run_subcommands, split_out_pairs
+from dfstudy.metrics import is_fake
 from dfstudy.models import registry
 from dfstudy.study import PAPER, add_argument
 
@@ -105,7 +106,6 @@ __all__ = [
 
 MEASURES = ("spread", "correctness")
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
-THRESHOLD = 0.5  # P(fake) >= 0.5 -> "fake" (label 1)
 DEFAULT_CHUNK = 1 << 24  # floats per batched tail evaluation (64 MB as float32)
 
 _ELEMENTWISE_ACTIVATIONS = {
@@ -254,7 +254,7 @@ def _outcome(out, measure, labels):
     """Per-sample outcome s: the fake probability or the correctness indicator (last axis = samples)."""
     if measure == "spread":
         return out
-    return ((out >= THRESHOLD) == (labels == 1)).astype(np.float32)
+    return (is_fake(out) == (labels == 1)).astype(np.float32)
 
 
 def _mean_over_samples(s):
@@ -434,7 +434,7 @@ def _rank1_block_class():
                 x = _apply(layer, x)
             out = ops.reshape(x, (sh["g"], sh["n"], sh["b"]))
             if self.measure == "correctness":
-                out = ops.cast(ops.equal(out >= THRESHOLD, ops.expand_dims(t(self.labels) == 1, 1)), "float32")
+                out = ops.cast(ops.equal(is_fake(out), ops.expand_dims(t(self.labels) == 1, 1)), "float32")
             return ops.transpose(ops.mean(out, axis=1))  # (B, G)
 
     return _Rank1Block
@@ -857,9 +857,8 @@ def _load_split(path):
 
 def _parser():
     p = argparse.ArgumentParser(
-        prog="python -m dfstudy.causal",
-        description="Average causal effect of each neuron of a detector layer on its output (RQ4). "
-                    "'python -m dfstudy.causal summarize --help' builds the top-k overlap tables.")
+        prog="python -m dfstudy.causal rank",
+        description="Average causal effect of each neuron of a detector layer on its output (RQ4).")
     p.add_argument("--model", required=True, help="detector .keras file")
     p.add_argument("--layer", required=True, help="analysis layer name (dfstudy.models.causal_layer)")
     p.add_argument("--split", action="append", required=True, help="split .npz; repeat, paired in order with --out")
@@ -960,10 +959,7 @@ def summarize_main(argv=None):
             _write(json.dumps(result, indent=2) + "\n", args.findings)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["summarize"]:
-        return summarize_main(argv[1:])
+def rank_main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -1001,6 +997,13 @@ def main(argv=None):
         top = out.nsmallest(5, "rank")
         log.info("-> %s; top neurons %s (effects %s)", out_path, top["neuron"].tolist(),
                  [f"{e:.4g}" for e in top["effect"]])
+
+
+def main(argv=None):
+    run_subcommands("python -m dfstudy.causal", "Causal (ACE) neuron analysis of the detectors (RQ4)",
+                    {"rank": ("rank one detector's neurons by causal effect, per test split", rank_main),
+                     "summarize": ("top-k overlaps per detector and over all detectors, Finding 4",
+                                   summarize_main)}, argv)
 
 
 if __name__ == "__main__":

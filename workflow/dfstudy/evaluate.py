@@ -22,6 +22,7 @@ import pandas as pd
 
 from dfstudy import device
 from dfstudy.cli import split_out_pairs
+from dfstudy.metrics import is_fake
 from dfstudy.models import registry
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         pred.to_parquet(out_path, index=False)
-        acc = 100.0 * float(((pred["score"] > 0.5) == (pred["label"] == 1)).mean()) if len(pred) else float("nan")
+        acc = 100.0 * float((is_fake(pred["score"]) == (pred["label"] == 1)).mean()) if len(pred) else float("nan")
         log.info("%s: %d images, accuracy %.2f %% -> %s", split_path, len(pred), acc, out_path)
 
 

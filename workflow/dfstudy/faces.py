@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from dfstudy.cli import run_subcommands
+
 log = logging.getLogger("dfstudy.faces")  # not __name__: "__main__" under python -m
 
 VIDEO_COLUMNS = ["source", "video_id", "path", "label", "method", "identities", "official_split"]
@@ -741,15 +743,11 @@ def _write_skipped(manifest: pd.DataFrame, path: str | Path) -> None:
     manifest.loc[manifest["status"] != "ok", cols].to_csv(path, index=False)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI of one shard; ``merge`` as first argument runs :func:`main_merge` instead."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "merge":
-        return main_merge(argv[1:])
+def main_extract(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m dfstudy.faces extract --videos ... --shard k --shards n --out-dir ... --manifest ...``."""
     p = argparse.ArgumentParser(
-        prog="python -m dfstudy.faces",
-        description="Extract aligned face crops for one shard of a video index "
-        "(or: python -m dfstudy.faces merge --help).",
+        prog="python -m dfstudy.faces extract",
+        description="Extract aligned face crops for one shard of a video index.",
     )
     p.add_argument("--videos", required=True, help="video index (Parquet)")
     p.add_argument("--shard", type=int, default=0)
@@ -786,6 +784,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_tries=a.max_tries or None,
     )
     _write_parquet(manifest, a.manifest)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: ``python -m dfstudy.faces extract ...`` (one shard) or ``... merge ...`` (all shards)."""
+    run_subcommands("python -m dfstudy.faces", "Face crops of the videos: extract one shard, merge the shards.",
+                    {"extract": ("aligned face crops of one shard of a video index", main_extract),
+                     "merge": ("merge the shard manifests, fail above --max-failed-share", main_merge)}, argv)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ precision, equal error rate, video-level accuracy and AUC), and percentile boots
 Two decisions worth knowing:
 
 * **Threshold rule.** An image is called fake when ``score > threshold`` (strictly), the rule of
-  ``keras.metrics.BinaryAccuracy``, so the accuracy reported here equals the validation accuracy the
-  training stage used to pick its best epoch. A score of exactly 0.5 counts as "real".
+  ``keras.metrics.BinaryAccuracy`` and of the study's own test scripts (``evaluate_generator`` with
+  Keras' binary accuracy, which rounds 0.5 down), so the accuracy reported here equals the validation
+  accuracy the training stage used to pick its best epoch. A score of exactly 0.5 counts as "real".
+  :func:`is_fake` is that rule; every stage that turns a score into a verdict (``dfstudy predict``,
+  the evaluation log, the causal analysis's correctness measure) calls it.
 * **Resampling unit.** The ten frames of a video share identity, background, compression and the same
   manipulation, so they are not independent draws. :func:`bootstrap_ci` therefore resamples *videos*
   (with all their frames) by default; a frame bootstrap understates the uncertainty. Resampling is
@@ -31,6 +34,8 @@ from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_sco
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "THRESHOLD",
+    "is_fake",
     "frame_metrics",
     "video_metrics",
     "equal_error_rate",
@@ -86,8 +91,18 @@ def equal_error_rate(labels, scores, sample_weight=None) -> tuple[float, float]:
     t = d[i - 1] / (d[i - 1] - d[i])
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1])), float(thr[i])
 
+THRESHOLD = 0.5
 
-def frame_metrics(labels, scores, threshold: float = 0.5) -> dict:
+
+def is_fake(score, threshold: float = THRESHOLD):
+    """The verdict rule: fake when ``score > threshold`` (strictly; a score of exactly 0.5 is real).
+
+    Works elementwise on a float, a NumPy array, a pandas Series or a backend tensor (``keras.ops``).
+    """
+    return score > threshold
+
+
+def frame_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
     """Image-level metrics of one detector on one test set.
 
     Parameters
@@ -120,7 +135,7 @@ def frame_metrics(labels, scores, threshold: float = 0.5) -> dict:
     if not np.isfinite(s).all():
         out["note"] = f"{int((~np.isfinite(s)).sum())} non-finite scores: every metric undefined"
         return out
-    out["accuracy"] = 100.0 * accuracy_score(y, (s > threshold).astype(np.int64))
+    out["accuracy"] = 100.0 * accuracy_score(y, is_fake(s, threshold).astype(np.int64))
     if n_fake in (0, n):
         only = "fake" if n_fake else "real"
         notes.append(f"only {only} images: AUC, AP and EER undefined")
@@ -279,14 +294,14 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
 
     counts = _resample_counts(unit_label, n_boot, rng, stratify)      # (n_boot, n_units)
     if metric == "accuracy":
-        correct = np.bincount(unit, weights=((s > threshold) == (y == 1)), minlength=n_units)
+        correct = np.bincount(unit, weights=(is_fake(s, threshold) == (y == 1)), minlength=n_units)
         frames = np.bincount(unit, minlength=n_units).astype(np.float64)
         reps = 100.0 * (counts @ correct) / (counts @ frames)
     elif metric == "video_accuracy":
         if by is None:
             raise ValueError("video_accuracy needs by='video_id'")
         vt = _video_table(df)  # sorted by video_id, the same order as factorize(sort=True)
-        correct = ((vt["score"].to_numpy() > threshold) == (vt["label"].to_numpy() == 1)).astype(float)
+        correct = (is_fake(vt["score"].to_numpy(), threshold) == (vt["label"].to_numpy() == 1)).astype(float)
         reps = 100.0 * (counts @ correct) / counts.sum(axis=1)
     else:
         w = counts[:, unit].astype(np.float64)                        # (n_boot, n_frames)

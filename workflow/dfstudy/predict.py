@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from dfstudy.metrics import is_fake
 from dfstudy.models import registry
 
 LOG = logging.getLogger("dfstudy.predict")  # not __name__: that is "__main__" under python -m
@@ -90,7 +91,7 @@ def predict_paths(model, paths, n_frames=10, batch_size=64, save_crops=None):
             stem = "_".join(part for part in path.with_suffix("").parts if part not in ("/", ".", ".."))
             for label, crop in crops:
                 cv2.imwrite(str(Path(save_crops) / f"{stem}_{label}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        verdict = "" if math.isnan(score) else ("fake" if score >= 0.5 else "real")
+        verdict = "" if math.isnan(score) else ("fake" if is_fake(score) else "real")
         kind = "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
         rows.append(
             {"path": str(path), "kind": kind, "faces": len(crops), "score": score, "verdict": verdict, "note": note}

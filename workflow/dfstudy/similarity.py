@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
 
+from dfstudy.cli import run_subcommands
 from dfstudy.study import PAPER, Study, add_argument
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ def finding3_variants(tables: dict) -> dict:
 def compute_main(argv=None):
     from dfstudy.gradcam import SSIM_SPACE
 
-    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity", description="per-image group SSIM")
+    p = argparse.ArgumentParser(prog="python -m dfstudy.similarity compare", description="per-image group SSIM")
     p.add_argument("--group", required=True, help="trainset/arch, e.g. CELEB/MesoNet")
     p.add_argument("--dataset", required=True, help="test set name, e.g. FS")
     p.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files of the group")
@@ -381,11 +382,9 @@ def summarize_main(argv=None):
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "summarize":
-        summarize_main(argv[1:])
-    else:
-        compute_main(argv)
+    run_subcommands("python -m dfstudy.similarity", "SSIM of congenetic Grad-CAM heatmaps (RQ3)",
+                    {"compare": ("per-image SSIM of one group's heatmaps on one test set", compute_main),
+                     "summarize": ("RQ3 tables (one per Grad-CAM variant) and Finding 3", summarize_main)}, argv)
 
 
 if __name__ == "__main__":

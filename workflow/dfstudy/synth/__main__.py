@@ -1,0 +1,3 @@
+from dfstudy.synth.cli import main
+
+main()
