@@ -302,19 +302,19 @@ def _html_structure(page: str) -> tuple[list[str], list[int]]:
     class Parse(HTMLParser):
         def __init__(self):
             super().__init__()
-            self.headings, self.rows, self._heading, self._body = [], [], None, False
+            self.headings, self.rows, self._heading, self._kv, self._body = [], [], None, False, False
 
         def handle_starttag(self, tag, attrs):
             if tag in ("h1", "h2", "h3"):
                 self._heading = ""
-            elif tag == "table" and ("class", "kv") not in attrs:
-                self.rows.append(0)
+            elif tag == "table":
+                self._kv = ("class", "kv") in attrs
+                if not self._kv:
+                    self.rows.append(0)
             elif tag == "tbody":
-                self._body = ("class", "kv") not in getattr(self, "_last_table", [])
+                self._body = not self._kv
             elif tag == "tr" and self._body:
                 self.rows[-1] += 1
-            if tag == "table":
-                self._last_table = attrs
 
         def handle_endtag(self, tag):
             if tag in ("h1", "h2", "h3"):

@@ -44,13 +44,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dfstudy import study as study_arg
 from dfstudy.deviations import STUDY_PART_SIZES, count_word, deviations, show
 from dfstudy.document import (TEMPLATES, Bullets, Cell, Column, Contents, Document, Figure, Finding, Heading,
                               KeyValues, Paragraph, Table, b, code, i, render)
 from dfstudy.machine import environment
 from dfstudy.splits import disjoint_level
-from dfstudy.study import PAPER, Study
+from dfstudy.study import PAPER, Study, add_argument as add_study_argument
 from dfstudy.tables import TITLES
 
 log = logging.getLogger(__name__)
@@ -471,7 +470,7 @@ def _columns(df: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# The report as one document (dfstudy.document), rendered to HTML and Markdown by the same templates' blocks
+# The report as one document (dfstudy.document): the HTML and Markdown templates render the same blocks
 # --------------------------------------------------------------------------------------------------
 
 TEXT_COLUMNS = {"source", "dataset", "role", "method", "disjoint", *SPLIT_PARTS, "detector", "architecture",
@@ -728,7 +727,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dfstudy.report", description=__doc__.splitlines()[0])
     p.add_argument("--config-json", required=True, help="the resolved workflow config as JSON (hashed, "
                    "and the source of the deviations)")
-    study_arg.add_argument(p)
+    add_study_argument(p)
     p.add_argument("--tables", nargs="*", default=[], help="dfstudy.tables outputs, recognised by name: "
                    "table{4..7}.csv, table{4..7}_vs_published.csv, cv_ap.csv; rq3_faithfulness.csv")
     p.add_argument("--findings", nargs="*", default=[], help="findings.json, findings_rq3.json, findings_rq4.json, faithfulness.json")
