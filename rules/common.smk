@@ -28,6 +28,8 @@ SHARDS = range(config["preprocess"]["shards"])
 TRAINING_SOURCES = training_sources(DATASETS, TRAINSETS, config["splits"]["finetune_from"])
 # the published tables ship with the workflow, wherever --directory points
 REFERENCE_TABLES = str(Path(workflow.basedir) / "reports" / "reference")
+# and so do the study report's templates (dfstudy.report --templates)
+REPORT_TEMPLATES = str(Path(workflow.basedir) / "reports" / "templates")
 ARCHS = config["detectors"]["architectures"]
 # the plugin modules that register more architectures (check_config imported them here): every job that
 # builds or loads a model imports them too
@@ -241,3 +243,57 @@ def causal_pairs(wildcards, output):
 
 def causal_overlaps():
     return [f"results/causal/{t}/{a}/{s}_overlap.csv" for t in TRAINSETS for a in CAUSAL_ARCHS for s in STRATEGIES]
+
+
+def trained_detectors():
+    """(trainset, arch, strategy) of every model trained: the configured matrix and, where only transfer or
+    merge are configured, the originals they start from."""
+    base = ["original"] if "original" not in STRATEGIES and STRATEGIES else []
+    return [(t, a, s) for t in TRAINSETS for a in ARCHS for s in base + STRATEGIES]
+
+
+def packed_parts():
+    """(dataset, part) of every split that is packed to .npz: what training, fine-tuning and testing read."""
+    wanted = {(t, p) for t in TRAINSETS for p in ("train", "val")}
+    if any(s != "original" for s in STRATEGIES):
+        wanted |= {(t, p) for t in TRAINSETS for p in ("finetune", "finetune_val")}
+    wanted |= {(d, "test") for t in TRAINSETS for d in evaluation_sets(DATASETS, t)}
+    return [p for p in PARTS if p in wanted]
+
+
+def report_jobs():
+    """Wildcards of every job upstream of the study report, by rule (the report's own job excluded)."""
+    dets = [dict(trainset=t, arch=a, strategy=s) for t, a, s in detectors()]
+    return {
+        "synthesize_corpus": [{}] if config["corpus"]["synthesize"] else [],
+        "index_videos": [dict(source=s) for s in SOURCES],
+        "align_faces": [dict(source=s, shard=n) for s in SOURCES for n in SHARDS],
+        "merge_faces": [dict(source=s) for s in SOURCES],
+        "make_splits": [{}],
+        "audit_leakage": [{}],
+        "pack_split": [dict(dataset=d, part=p) for d, p in packed_parts()],
+        "train_detector": [dict(trainset=t, arch=a, strategy=s) for t, a, s in trained_detectors()],
+        "predict_detector": dets,
+        "make_tables": [{}],
+        "explain_detector": dets,
+        "compare_heatmaps": [
+            dict(variant=v, trainset=t, arch=a, dataset=d)
+            for v in GRADCAM_VARIANTS
+            for t in TRAINSETS
+            for a in ARCHS
+            for d in rq3_datasets(t)
+        ],
+        "summarize_ssim": [{}],
+        "plot_ssim": [dict(variant=v) for v in GRADCAM_VARIANTS],
+        "plot_heatmaps": [dict(trainset=t, variant=v) for t in TRAINSETS for v in GRADCAM_VARIANTS],
+        "summarize_faithfulness": [{}] if config["gradcam"]["faithfulness"]["images"] else [],
+        "rank_neurons": [d for d in dets if d["arch"] in CAUSAL_ARCHS],
+        "overlap_neurons": [d for d in dets if d["arch"] in CAUSAL_ARCHS],
+        "summarize_neurons": [{}],
+        "plot_neurons": [dict(arch=a) for a in CAUSAL_ARCHS],
+    }
+
+
+def benchmark_files(wildcards):
+    """The benchmark file of every job upstream of the report, from each rule's own benchmark: pattern."""
+    return [getattr(rules, name).benchmark.format(**w) for name, jobs in report_jobs().items() for w in jobs]

@@ -23,6 +23,8 @@ rule render_report:
         manifests=list(face_manifests().values()),
         summary="results/splits/summary.csv",
         cards=[f"results/models/{t}/{a}/{s}.json" for t, a, s in detectors()],
+        benchmarks=benchmark_files,
+        templates=REPORT_TEMPLATES,
     output:
         html=report(
             "results/report/study.html",
@@ -65,7 +67,7 @@ rule render_report:
         "results/benchmarks/render_report.tsv"
     params:
         cfg=as_json(config),
-        benchmarks="results/benchmarks",
+        study=STUDY_JSON,
     threads: 1
     resources:
         mem_mb=2000,
@@ -73,10 +75,10 @@ rule render_report:
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m dfstudy.report --config-json {params.cfg} --tables {input.tables} {input.cv_ap} {input.faithfulness}"
+        "python -m dfstudy.report --config-json {params.cfg} --study {params.study} --tables {input.tables} {input.cv_ap} {input.faithfulness}"
         " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"
-        " --split-summary {input.summary} --cards {input.cards} --benchmarks {params.benchmarks}"
-        " --html {output.html} --md {output.md} --sources-csv {output.sources}"
+        " --split-summary {input.summary} --cards {input.cards} --benchmarks {input.benchmarks}"
+        " --templates {input.templates} --html {output.html} --md {output.md} --sources-csv {output.sources}"
         " --datasets-csv {output.datasets} --detectors-csv {output.detectors}"
         " --deviations-csv {output.deviations} > {log} 2>&1"
 

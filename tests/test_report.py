@@ -163,7 +163,7 @@ def tree(tmp_path_factory):
     argv = ["--config-json", json.dumps(config), "--tables", *table_files(res / "tables"),
             "--findings", *findings_files(res / "tables"), "--figures", *map(str, figs),
             "--manifests", *map(str, manifests), "--split-summary", str(summary), "--cards", *map(str, cards),
-            "--benchmarks", str(res / "benchmarks"), "--html", str(res / "report" / "study.html"),
+            "--benchmarks", str(bench / "x.tsv"), "--html", str(res / "report" / "study.html"),
             "--md", str(res / "report" / "study.md"), "--log-level", "WARNING",
             *(x for name in R.SETUP_TABLES for x in (f"--{name}-csv", str(res / "report" / f"{name}.csv")))]
     R.main(argv)
@@ -298,6 +298,146 @@ def test_report_is_deterministic(tree):
     assert (again / "study.html").read_text() == tree["html"]
 
 
+def _html_structure(page: str) -> tuple[list[str], list[int]]:
+    """Headings (h1-h3, in order) and the data rows of every table except the key-value list."""
+
+    class Parse(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.headings, self.rows, self._heading, self._kv, self._body = [], [], None, False, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("h1", "h2", "h3"):
+                self._heading = ""
+            elif tag == "table":
+                self._kv = ("class", "kv") in attrs
+                if not self._kv:
+                    self.rows.append(0)
+            elif tag == "tbody":
+                self._body = not self._kv
+            elif tag == "tr" and self._body:
+                self.rows[-1] += 1
+
+        def handle_endtag(self, tag):
+            if tag in ("h1", "h2", "h3"):
+                self.headings.append(self._heading.strip())
+                self._heading = None
+            elif tag == "tbody":
+                self._body = False
+
+        def handle_data(self, data):
+            if self._heading is not None:
+                self._heading += data
+
+    p = Parse()
+    p.feed(page)
+    return p.headings, p.rows
+
+
+def _md_structure(text: str) -> tuple[list[str], list[int]]:
+    """Headings (#, ##, ###) and the data rows of every pipe table (header and rule line not counted)."""
+    headings = [line.lstrip("#").strip() for line in text.splitlines() if re.match(r"#{1,3} ", line)]
+    rows, run = [], 0
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            run += 1
+        elif run:
+            rows.append(run - 2)
+            run = 0
+    return headings, rows
+
+
+def test_html_and_markdown_come_from_one_document(tree):
+    """Same headings in the same order and the same tables with the same row counts in both files, and both
+    are what the one document holds."""
+    import html as H
+
+    from dfstudy.document import Heading, Table
+
+    html_headings, html_rows = _html_structure(tree["html"])
+    md_headings, md_rows = _md_structure(tree["md"])
+    assert [H.unescape(h) for h in html_headings] == md_headings
+    assert html_rows == md_rows
+    # the document the CLI rendered: its headings and tables, nothing more
+    args = R._parser().parse_args(tree["argv"])
+    doc = R.study_document(R.load(args))
+    assert md_headings == [doc.title] + [b.text for b in doc.blocks if isinstance(b, Heading)]
+    assert md_rows == [len(b.rows) for b in doc.blocks if isinstance(b, Table)]
+    assert len(md_rows) >= 10 and min(md_rows) >= 1
+    assert {"Findings", "Setup", "Compute per stage (Snakemake benchmarks)", "Reproduce"} <= set(md_headings)
+
+
+def test_templates_come_from_the_folder_given(tree, tmp_path):
+    """--templates is what the rule passes (reports/templates of the workflow, whatever --directory is)."""
+    from dfstudy.document import TEMPLATES
+
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    (folder / "document.md.j2").write_text((folder / "document.md.j2").read_text() + "TEMPLATE-MARKER\n")
+    argv = list(tree["argv"]) + ["--templates", str(folder)]
+    argv[argv.index("--md") + 1] = str(tmp_path / "study.md")
+    argv[argv.index("--html") + 1] = str(tmp_path / "study.html")
+    for name in R.SETUP_TABLES:
+        argv[argv.index(f"--{name}-csv") + 1] = str(tmp_path / f"{name}.csv")
+    R.main(argv)
+    assert (tmp_path / "study.md").read_text().endswith("TEMPLATE-MARKER\n")
+    assert "TEMPLATE-MARKER" not in (tmp_path / "study.html").read_text()
+
+
+def test_only_the_benchmark_files_given_are_read(tree, tmp_path):
+    """A benchmark file left in results/benchmarks but not passed on the command line is not in the report."""
+    stray = tree["root"] / "benchmarks" / "stray_rule" / "left_over.tsv"
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("s\th:m:s\tmax_rss\n99999.5\t27:46:39\t12.0\n")
+    argv = list(tree["argv"])
+    outputs = [("--html", "study.html"), ("--md", "study.md"), *((f"--{n}-csv", f"{n}.csv") for n in R.SETUP_TABLES)]
+    for opt, name in outputs:
+        argv[argv.index(opt) + 1] = str(tmp_path / name)
+    R.main(argv)
+    page, text = (tmp_path / "study.html").read_text(), (tmp_path / "study.md").read_text()
+    for out in (page, text):
+        assert "train_detector" in out and "16.95" in out  # the file that was passed
+        assert "stray_rule" not in out and "99,999" not in out and "100000" not in out
+    passed = tree["root"] / "benchmarks" / "train_detector" / "CELEB" / "x.tsv"
+    both = R.benchmark_summary([passed, stray]).set_index("rule")
+    assert set(both.index) == {"train_detector", "stray_rule"} and both.loc["stray_rule", "wall_s"] == 99999.5
+    assert list(R.benchmark_summary([passed]).rule) == ["train_detector"]
+
+
+def test_benchmark_rule_from_the_rules_benchmark_paths():
+    assert R.benchmark_rule("results/benchmarks/make_splits.tsv") == "make_splits"
+    assert R.benchmark_rule("results/benchmarks/train_detector/CELEB/MesoNet/original.tsv") == "train_detector"
+    assert R.benchmark_rule("/x/benchmarks/y/results/benchmarks/plot_ssim/heatmap.tsv") == "plot_ssim"
+
+
+def test_report_follows_the_study():
+    """Detector names, their order and the figure captions come from --study, not from the paper's names."""
+    from dfstudy.study import PAPER, Study
+
+    study = Study(trainsets=("F2F", "CELEB"), architectures=("MesoNet", "XceptionNet"), unseen=("FS", "NT"))
+    cards = [dict(architecture=a, trainset=t, strategy=s) for a in ("MesoNet", "XceptionNet")
+             for t in ("CELEB", "F2F") for s in ("merge", "original")]
+    det = R.detector_summary(cards, study)
+    # the paper's table order of architectures (XceptionNet first), then study numbers: F2F is now 1-3
+    assert list(det.detector[:4]) == ["XceptionNet1", "XceptionNet3", "XceptionNet4", "XceptionNet6"]
+    assert det.set_index("detector").loc["MesoNet1", "trainset"] == "F2F"
+    assert R.detector_summary(cards).set_index("detector").loc["MesoNet1", "trainset"] == "CELEB"  # PAPER
+    figs = R.figure_entries(["fig3_ssim_heatmap.png", "fig5_MesoNet.png"], study)
+    assert "(its own, then FS, NT)" in figs[0]["caption"] and "all three" in figs[1]["caption"]
+    paper = R.figure_entries(["fig5_MesoNet.png"])[0]["caption"]
+    assert ", ".join(PAPER.unseen) in paper and "all five" in paper
+
+
+def test_trainset_deviation_compares_with_the_papers():
+    from dfstudy.study import PAPER
+
+    cfg = demo_config()
+    cfg["detectors"]["trainsets"] = ["F2F"]
+    row = R.deviations(cfg).set_index("config").loc["detectors.trainsets"]
+    assert row["study"] == ", ".join(PAPER.trainsets) and row["here"] == "F2F"
+    assert "detectors.trainsets" not in set(R.deviations(demo_config()).config)
+
+
 # ------------------------------------------------------------------------------------------ deviations
 
 
@@ -416,7 +556,7 @@ def _job_counts(out: str) -> dict[str, int]:
 def test_report_only_never_schedules_training(tmp_path):
     """profiles/report: with models, predictions, heatmaps and rankings present (here: empty stand-ins)
     and every table and figure missing, the DAG holds only the summary, plotting and report rules."""
-    from dfstudy.splits import evaluation_sets
+    from dfstudy.splits import evaluation_sets, planned_parts
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     archs = yaml.safe_load((ROOT / "tests" / "smoke.yaml").read_text())["detectors"]["architectures"]  # small DAG
@@ -427,11 +567,20 @@ def test_report_only_never_schedules_training(tmp_path):
     paths = [res / "splits" / "summary.csv", res / "splits" / "audit.csv"]
     paths += [res / "faces" / s / "manifest.parquet" for s in cfg["sources"]]
     paths += [res / "splits" / d / "test.npz" for d in datasets]
+    # a finished run left one benchmark file per job, and render_report declares those it reads
+    bench = res / "benchmarks"
+    paths += [bench / f"{r}.tsv" for r in ("synthesize_corpus", "make_splits", "audit_leakage")]
+    paths += [bench / r / f"{s}.tsv" for r in ("index_videos", "merge_faces") for s in cfg["sources"]]
+    shards = range(cfg["preprocess"]["shards"])
+    paths += [bench / "align_faces" / s / f"{n}.tsv" for s in cfg["sources"] for n in shards]
+    paths += [bench / "pack_split" / d / f"{p}.tsv" for d, p in planned_parts(datasets, ["CELEB", "F2F"])]
     dirs = []
     for t in ("CELEB", "F2F"):
         for a in archs:
             for s in PAPER.strategies:
                 paths += [res / "models" / t / a / f"{s}.{x}" for x in ("keras", "json")]
+                ran = ("train_detector", "predict_detector", "explain_detector", *(["rank_neurons"] if a in causal else []))
+                paths += [bench / r / t / a / f"{s}.tsv" for r in ran]
                 dirs += [res / "predictions" / t / a / s, res / "gradcam" / t / a / s]
                 paths += [res / "predictions" / t / a / s / f"{d}.parquet" for d in evaluation_sets(datasets, t)]
                 paths += [res / "gradcam" / t / a / s / v / f"{d}.npz" for d in [t, *unseen]
