@@ -627,7 +627,7 @@ def test_snakemake_report_needs_no_cores(tmp_path):
     archs.write_text(yaml.safe_dump({"detectors": {"architectures": [ARCH]}}))
     shutil.copytree(REF, tmp_path / "reports" / "reference")
     for trainset in TRAINSETS:
-        for strategy in T.STRATEGIES:
+        for strategy in PAPER.strategies:
             (tmp_path / "results" / "predictions" / trainset / ARCH / strategy).mkdir(parents=True)
     tables = tmp_path / "results" / "tables"
     tables.mkdir(parents=True)
