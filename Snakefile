@@ -12,13 +12,19 @@ report: "reports/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/corpus.smk"
-include: "rules/preprocess.smk"
+include: "rules/synth.smk"
+include: "rules/datasets.smk"
+include: "rules/faces.smk"
 include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/tables.smk"
 include: "rules/gradcam.smk"
+include: "rules/similarity.smk"
+include: "rules/figures_rq3.smk"
+include: "rules/faithfulness.smk"
 include: "rules/causal.smk"
+include: "rules/figures_rq4.smk"
 include: "rules/report.smk"
 
 

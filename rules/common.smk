@@ -39,6 +39,8 @@ GRADCAM_VARIANTS = config["gradcam"]["variant"]
 # the study's vocabulary (training sets, roles, detector names) for the analysis scripts: --study {STUDY_JSON}
 STUDY = Study.from_config(config)
 STUDY_JSON = shlex.quote(STUDY.to_json())
+# and in words, for the report captions (reports/*.rst: snakemake.params.words)
+STUDY_WORDS = STUDY.words()
 # Threads of each training, prediction, Grad-CAM and causal job when run locally: the demo's small models
 # gain little from a second thread, while a second job on the other core doubles the work done; GPU nodes
 # get theirs from the profile (profiles/slurm: set-threads), and --set-threads overrides either.
@@ -107,6 +109,7 @@ def final_targets():
         "results/report/study.html",
     ]
 
+
 def detectors():
     """(trainset, arch, strategy) of every detector in the configured matrix."""
     return [(t, a, s) for t in TRAINSETS for a in ARCHS for s in STRATEGIES]
@@ -119,8 +122,12 @@ def training_inputs(wildcards):
         return {"train": f"{split}/train.npz", "val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
     init = f"results/models/{wildcards.trainset}/{wildcards.arch}/original.keras"
     # fine-tuning picks its best epoch on the training set's and the fine-tuning sets' validation images
-    return {"train": f"{split}/finetune.npz", "val": f"{split}/finetune_val.npz", "init": init,
-            "audit": "results/splits/audit.csv"}
+    return {
+        "train": f"{split}/finetune.npz",
+        "val": f"{split}/finetune_val.npz",
+        "init": init,
+        "audit": "results/splits/audit.csv",
+    }
 
 
 def training_options(wildcards):
@@ -165,9 +172,7 @@ def prediction_pairs(wildcards, output):
 def prediction_files():
     """Every prediction make_tables reads: each configured detector on each of its test sets."""
     return [
-        f"results/predictions/{t}/{a}/{s}/{d}.parquet"
-        for t, a, s in detectors()
-        for d in evaluation_sets(DATASETS, t)
+        f"results/predictions/{t}/{a}/{s}/{d}.parquet" for t, a, s in detectors() for d in evaluation_sets(DATASETS, t)
     ]
 
 
@@ -183,7 +188,9 @@ def rq3_datasets(trainset):
 
 def heatmap_pairs(wildcards, output):
     out = f"{output[0]}/{{variant}}"  # dfstudy.gradcam writes one file per variant
-    return " ".join(f"--split results/splits/{d}/test.npz --out {out}/{d}.npz" for d in rq3_datasets(wildcards.trainset))
+    return " ".join(
+        f"--split results/splits/{d}/test.npz --out {out}/{d}.npz" for d in rq3_datasets(wildcards.trainset)
+    )
 
 
 def gradcam_options(wildcards, output):
@@ -191,8 +198,10 @@ def gradcam_options(wildcards, output):
     deletion = config["gradcam"]["faithfulness"]
     if not deletion["images"]:
         return variants
-    return (f"{variants} --faithfulness {output[0]}/faithfulness.csv"
-            f" --faithfulness-images {deletion['images']} --faithfulness-fraction {deletion['fraction']}")
+    return (
+        f"{variants} --faithfulness {output[0]}/faithfulness.csv"
+        f" --faithfulness-images {deletion['images']} --faithfulness-fraction {deletion['fraction']}"
+    )
 
 
 def faithfulness_inputs():
@@ -238,7 +247,9 @@ def causal_layer(wildcards):
 
 
 def causal_pairs(wildcards, output):
-    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset))
+    return " ".join(
+        f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)
+    )
 
 
 def causal_overlaps():

@@ -7,9 +7,7 @@ rule render_report:
     input:
         tables=[f"results/tables/table{n}{s}.csv" for n in (4, 5, 6, 7) for s in ("", "_vs_published")],
         cv_ap="results/tables/cv_ap.csv",
-        faithfulness=(
-            ["results/tables/rq3_faithfulness.csv"] if config["gradcam"]["faithfulness"]["images"] else []
-        ),
+        faithfulness=(["results/tables/rq3_faithfulness.csv"] if config["gradcam"]["faithfulness"]["images"] else []),
         findings=[
             "results/tables/findings.json",
             "results/tables/findings_rq3.json",
@@ -65,15 +63,15 @@ rule render_report:
         "results/logs/render_report.log",
     benchmark:
         "results/benchmarks/render_report.tsv"
-    params:
-        cfg=as_json(config),
-        study=STUDY_JSON,
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/report.yaml"
+    params:
+        cfg=as_json(config),
+        study=STUDY_JSON,
     shell:
         "python -m dfstudy.report --config-json {params.cfg} --study {params.study} --tables {input.tables} {input.cv_ap} {input.faithfulness}"
         " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"
@@ -83,10 +81,10 @@ rule render_report:
         " --deviations-csv {output.deviations} > {log} 2>&1"
 
 
-# Tables, figures and the report only. With profiles/report (allowed-rules), Snakemake builds the DAG
-# from the summary and plotting rules alone: training, prediction, Grad-CAM and neuron ranking cannot
-# be scheduled, their existing outputs are taken as given, and a missing one is an error.
 rule report_only:
+    """Tables, figures and the report only. With profiles/report (allowed-rules), Snakemake builds the DAG
+    from the summary and plotting rules alone: training, prediction, Grad-CAM and neuron ranking cannot
+    be scheduled, their existing outputs are taken as given, and a missing one is an error."""
     input:
         "results/report/study.html",
         *(f"results/tables/rq3_ssim_{v}.csv" for v in GRADCAM_VARIANTS),

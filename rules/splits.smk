@@ -8,15 +8,15 @@ rule make_splits:
         "results/logs/make_splits.log",
     benchmark:
         "results/benchmarks/make_splits.tsv"
-    params:
-        manifests=" ".join(f"{s}=results/faces/{s}/manifest.parquet" for s in SOURCES),
-        cfg=split_config(),
+    conda:
+        "../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/preprocess.yaml"
+    params:
+        manifests=" ".join(f"{s}=results/faces/{s}/manifest.parquet" for s in SOURCES),
+        cfg=split_config(),
     shell:
         "python -m dfstudy.splits make --manifests {params.manifests} --config-json {params.cfg}"
         " --out-dir results/splits > {log} 2>&1"
@@ -31,12 +31,12 @@ rule pack_split:
         "results/logs/pack_split/{dataset}/{part}.log",
     benchmark:
         "results/benchmarks/pack_split/{dataset}/{part}.tsv"
+    conda:
+        "../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/preprocess.yaml"
     shell:
         "python -m dfstudy.splits pack --part {input} --out {output} > {log} 2>&1"
 
@@ -50,14 +50,14 @@ rule audit_leakage:
         "results/logs/audit_leakage.log",
     benchmark:
         "results/benchmarks/audit_leakage.tsv"
-    params:
-        cfg=split_config(),
+    conda:
+        "../envs/preprocess.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/preprocess.yaml"
+    params:
+        cfg=split_config(),
     shell:
         "python -m dfstudy.splits audit --splits-dir results/splits --config-json {params.cfg}"
         " --out {output} > {log} 2>&1"

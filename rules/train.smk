@@ -9,19 +9,19 @@ rule train_detector:
         "results/logs/train_detector/{trainset}/{arch}/{strategy}.log",
     benchmark:
         "results/benchmarks/train_detector/{trainset}/{arch}/{strategy}.tsv"
+    conda:
+        GPU_ENV
+    threads: MODEL_THREADS
+    resources:
+        mem_mb=12000,
+        runtime=720,
+        gpu=1,
     params:
         opts=training_options,
         workdir="results/checkpoints/{trainset}/{arch}/{strategy}",
         backend=KERAS_BACKEND,
         gpu=GPU_CHECK,
         plugins=PLUGINS,
-    threads: MODEL_THREADS
-    resources:
-        mem_mb=12000,
-        runtime=720,
-        gpu=1,
-    conda:
-        GPU_ENV
     shell:
         "KERAS_BACKEND={params.backend} python -m dfstudy.train --arch {wildcards.arch} --trainset {wildcards.trainset}"
         " --strategy {wildcards.strategy} --train {input.train} --val {input.val}"

@@ -61,3 +61,10 @@ def test_rules_call_existing_commands(capsys):
         assert exc.value.code == 0, (module, first)
         usage = capsys.readouterr().out
         assert "usage:" in usage and (first.startswith("-") or f" {first} " in usage.split("\n")[0] + " "), usage
+
+
+def test_snakemake_files_are_snakefmt_clean():
+    """The Snakefile and rules/*.smk as snakefmt writes them (line length from pyproject.toml)."""
+    run = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules/"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]

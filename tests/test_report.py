@@ -647,3 +647,6 @@ def test_snakemake_report_needs_no_cores(tmp_path):
     assert "cores" not in run.stderr.lower()
     html = (tmp_path / "report.html").read_text()
     assert "table4.csv" in html and "findings.json" in html
+    # the captions name the sets from the config: Table V's the unseen sets, Table IV's the detector numbers
+    assert "unseen sets FS, NT, DF and DFD;" in html and "= F2F original / transfer / merge" in html
+    assert "snakemake.params" not in html

@@ -357,3 +357,21 @@ def test_finetune_validation_adds_each_finetune_sets_validation_videos(splits, m
         assert (extra["video_id"].map(ffpp) == "val").all()
         methods = extra.loc[extra["label"] == 1, "video_id"].str.split("[:/]", regex=True).str[1]
         assert set(methods) == {"FaceSwap", "NeuralTextures"}
+
+
+def test_a_folder_of_ones_own_videos_is_a_test_set(manifests):
+    """A source no detector learns from and without an official split (adapter ``folder``): every video may
+    give test images; a training set on such a source has no test videos and stops the run, naming the part."""
+    mine = faces("mine", [(f"mine:{kind}/{i}", label, kind, "", "") for label, kind in ((0, "real"), (1, "fake"))
+                          for i in range(2)])
+    sources = {**SOURCES, "mine": {"adapter": "folder", "root": "x"}}
+    datasets = {**DATASETS, "MINE": {"source": "mine", "method": "fake", "role": "unseen"}}
+    parts, _ = make_splits({**manifests, "mine": mine}, sources, datasets, TRAINSETS, SIZES, seed=7)
+    test = parts[("MINE", "test")]
+    assert len(test) == SIZES["test"] and test["label"].sum() * 2 == len(test)
+    assert audit(parts, datasets, TRAINSETS, sources)["ok"].all()
+    assert parts[("FS", "test")].equals(make_splits(manifests, SOURCES, DATASETS, TRAINSETS, SIZES, seed=7)[0][("FS", "test")])
+
+    datasets["MINE"]["role"] = "train"
+    with pytest.raises(ShortSplitError, match="MINE/test: 20 images requested, 0 achieved"):
+        make_splits({**manifests, "mine": mine}, sources, datasets, [*TRAINSETS, "MINE"], SIZES, seed=7)

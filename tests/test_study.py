@@ -46,3 +46,16 @@ def test_table_order_is_the_papers_then_config_order():
     study = Study(architectures=("MesoNet", "Toy", "XceptionNet"))
     assert study.table_architectures == ("XceptionNet", "MesoNet", "Toy")
     assert study.evaluation_sets == ("CELEB", "F2F", "FS", "NT", "DF", "DFD", "CELEB-M", "FS-I", "NT-I")
+
+
+def test_the_papers_sets_keep_their_order_whatever_order_the_config_merges():
+    """Snakemake merges a --configfile before the Snakefile's configfile: a user's file naming MINE and DFD
+    puts them first in config.datasets; the tables still read FS, NT, DF, DFD, then MINE."""
+    config = study_config()
+    mine = {"source": "dfd", "method": "DeepFakeDetection", "role": "unseen"}
+    first = ["MINE", "DFD", "NT-I"]
+    config["datasets"] = {"MINE": mine, **{n: config["datasets"][n] for n in first[1:]},
+                          **{n: s for n, s in config["datasets"].items() if n not in first}}
+    study = Study.from_config(config)
+    assert study.unseen == ("FS", "NT", "DF", "DFD", "MINE")
+    assert study.evaluation_sets == ("CELEB", "F2F", "FS", "NT", "DF", "DFD", "MINE", "CELEB-M", "FS-I", "NT-I")

@@ -80,6 +80,16 @@ def test_tables_findings_and_report(study):
     assert "Table V" in html and "data:image/png;base64" in html
 
 
+def test_snakemake_report_of_the_finished_study(study, tmp_path):
+    """`snakemake --report` as the README writes it, on the finished study: every report() output enters."""
+    run = snakemake(study, "--report", str(tmp_path / "report.zip"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    assert any(n.endswith("study.html") for n in names) and any(n.endswith("table5.csv") for n in names), names[:20]
+
+
 def test_report_only_rebuilds_without_training_or_inference(study):
     for folder in ("results/tables", "results/figures", "results/report"):
         shutil.rmtree(study / folder)
@@ -165,3 +175,55 @@ def test_a_short_split_stops_the_workflow_before_training(study, tmp_path):
 
     achieved = deviations(study_config(), summary).query("kind == 'achieved'").set_index("aspect")
     assert achieved.loc["DFD/test images", "here"] == f"{int(dfd['actual'])} of 400 configured"
+
+
+def test_a_plugin_detector_and_a_folder_dataset_join_every_analysis(study, tmp_path, monkeypatch):
+    """Extending the study without editing dfstudy: a toy architecture from a plugin module outside the
+    package and a new unseen dataset given by config alone (``adapter: folder``) run through training,
+    prediction, Grad-CAM, the causal analysis, Table V, Finding 1, Figure 3 and the report."""
+    from test_registry import PLUGIN, PLUGIN_SOURCE
+
+    for folder in ("corpus", "videos", "faces"):  # the smoke study's faces: only the new dataset's are extracted
+        shutil.copytree(study / "results" / folder, tmp_path / "results" / folder)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / f"{PLUGIN}.py").write_text(PLUGIN_SOURCE)
+    # the new dataset: a folder of real and fake videos (here the smoke corpus's DeepFakeDetection videos)
+    dfd = tmp_path / "results/corpus/FaceForensics++"
+    for label, videos in (("real", dfd / "original_sequences/actors/c23/videos"),
+                          ("fake", dfd / "manipulated_sequences/DeepFakeDetection/c23/videos")):
+        shutil.copytree(videos, tmp_path / "mine" / label)
+    extension = tmp_path / "extension.yaml"
+    extension.write_text(f"""
+sources:
+  mine: {{adapter: folder, root: {tmp_path / 'mine'}}}
+datasets:
+  MINE: {{source: mine, method: fake, role: unseen}}
+detectors:
+  plugins: [{PLUGIN}]
+  architectures: [ToyNet]
+  learning_rate: {{ToyNet: 0.01}}
+causal:
+  architectures: [ToyNet]
+""")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])))
+    run = snakemake(tmp_path, "--rerun-triggers", "mtime", configfiles=[extension])
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-8000:]
+    assert not list((tmp_path / "results/models").glob("*/MesoNet")), "only the configured architecture trains"
+
+    tables = tmp_path / "results/tables"
+    table5 = pd.read_csv(tables / "table5.csv")
+    assert sorted(table5.detector) == [f"ToyNet{n}" for n in range(1, 7)]
+    assert table5.MINE.notna().all() and table5.MINE.between(0, 100).all()
+    unseen = ["FS", "NT", "DF", "DFD", "MINE"]
+    assert np.allclose(table5.average, table5[unseen].mean(axis=1))
+    finding1 = json.loads((tables / "findings.json").read_text())["finding1"]
+    assert finding1["numbers"]["unseen_sets"] == unseen and "MINE" in finding1["sentence"]
+    assert finding1["numbers"]["n_detectors"] == 6
+    ssim = pd.read_csv(tables / "rq3_ssim_heatmap.csv")  # Figure 3's table
+    assert set(ssim.arch) == {"ToyNet"} and "MINE" in set(ssim.dataset)
+    assert (tmp_path / "results/figures/fig3_ssim_heatmap.png").stat().st_size > 0
+    assert len(list((tmp_path / "results/causal").glob("*/ToyNet/*/MINE.parquet"))) == 6
+    html = (tmp_path / "results/report/study.html").read_text()
+    assert "ToyNet4" in html and "MINE" in html

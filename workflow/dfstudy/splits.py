@@ -310,12 +310,16 @@ def make_splits(manifests: dict[str, pd.DataFrame], sources: dict, datasets: dic
         parts[(name, "finetune_val")] = (pd.concat([parts[(name, "val")], *extra])
                                          .sort_values("image_id").reset_index(drop=True))
 
+    # an unseen set of a source no detector learns from (e.g. a folder of one's own videos, which has no
+    # official split) draws its test images from all of its videos
+    learnt_from = training_sources(datasets, trainsets, sizes["finetune_from"])
     for name, spec in datasets.items():
         if name in trainsets:
             continue
         pool = images_of(name)
         if spec["role"] == "unseen":
-            pool = pool[pool["split"] == "test"]
+            if spec["source"] in learnt_from:
+                pool = pool[pool["split"] == "test"]  # the official test videos: the others are trained on
         elif spec["role"] == "specialised":
             pool = _specialised_pool(pool, spec["trainset"], parts, sources)
         elif spec["role"] == "same_identity":

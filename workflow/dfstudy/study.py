@@ -55,8 +55,15 @@ class Study:
 
     @classmethod
     def from_config(cls, config: dict) -> Study:
-        """The study a resolved (validated) config asks for; datasets keep their config order."""
-        datasets, detectors = config["datasets"], config["detectors"]
+        """The study a resolved (validated) config asks for.
+
+        The study's own datasets come in the paper's order, then any others in config order: Snakemake
+        merges the files given with ``--configfile`` before the Snakefile's ``configfile:``, so the merged
+        order of ``datasets`` puts the keys a user's file names first.
+        """
+        detectors = config["detectors"]
+        paper = [*PAPER.evaluation_sets, *config["datasets"]]
+        datasets = {n: config["datasets"][n] for n in sorted(config["datasets"], key=paper.index)}
         trainsets = tuple(detectors["trainsets"])
 
         def by_trainset(role):
@@ -146,6 +153,25 @@ class Study:
             if dataset in sets:
                 return role
         raise ValueError(f"{dataset!r} is not a dataset of this study")
+
+    def words(self) -> dict[str, str]:
+        """The vocabulary as the report captions write it (reports/*.rst read ``snakemake.params.words``)."""
+        def listing(names, last="and"):
+            names = list(names)
+            return f"{', '.join(names[:-1])} {last} {names[-1]}" if len(names) > 1 else "".join(names)
+
+        numbers = [f"``<Arch>{self.number(t, self.strategies[0])}..{self.number(t, self.strategies[-1])}`` = {t} "
+                   + " / ".join(self.strategies) for t in self.trainsets]
+        return dict(
+            trainsets=listing(self.trainsets, "or"),
+            architectures=listing(self.architectures),
+            unseen=listing(self.unseen),
+            n_unseen=str(len(self.unseen)),
+            numbering=", ".join(numbers),
+            specialised="; ".join(f"{t}-trained on {listing(s)}" for t, s in self.specialised.items()) or "none",
+            same_identity="; ".join(f"{t}-trained on {listing(s)}" for t, s in self.same_identity.items()) or "none",
+            identity_pairs=listing(f"{a} with {b}" for a, b in self.identity_pairs.items()) or "none",
+        )
 
     # ---------------------------------------------------------------------------------------------- order
 
