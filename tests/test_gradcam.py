@@ -274,7 +274,7 @@ def test_an_extra_unseen_set_joins_the_ssim_summary_and_figure3(tmp_path):
 
     fig = figures_rq3.figure3(summary, study)
     panels = [ax for ax in fig.axes if ax.axison]
-    assert len(panels) == 4 and panels[0].get_title() == "(a) MesoNet, CELEB"
+    assert len(panels) == 4 and panels[0].get_title() == "(a) MesoNet\nCELEB"
     assert [t.get_text() for t in panels[0].get_xticklabels()] == ["CELEB", "MY", "FS", "NT", "DF", "DFD"]
     figures_rq3.main(["fig3", "--table", str(table), "--png", str(tmp_path / "f3.png"), "--study", study.to_json()])
     assert (tmp_path / "f3.png").stat().st_size > 0

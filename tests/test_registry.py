@@ -154,6 +154,7 @@ def test_without_its_plugin_an_architecture_is_unknown():
         check_config(study_config({"detectors": {"plugins": ["no_such_plugin"]}}))
 
 
+@pytest.mark.slow  # two evaluation subprocesses, about 20 s
 def test_a_saved_plugin_model_loads_in_a_job_given_the_plugin(plugin, tmp_path):
     """python -m dfstudy.evaluate --plugins: the plugin's custom layer deserializes; without it, it does not."""
     from dfstudy.models import registry as reg

@@ -118,6 +118,7 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@pytest.mark.slow  # over 10 s (two trainings each)
 @pytest.mark.parametrize("recalibrate_bn", [False, True])
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, caplog, recalibrate_bn):
     whole, _, whole_history, _ = run(small, tmp_path / "whole", recalibrate_bn=recalibrate_bn)
@@ -133,6 +134,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, ca
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
 
 
+@pytest.mark.slow  # over 10 s
 def test_a_kill_before_the_first_backup_starts_over_to_the_same_result(small, tmp_path):
     _, _, whole_history, _ = run(small, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
@@ -233,6 +235,7 @@ def test_recalibration_gives_batchnorm_the_dropout_free_statistics():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), w0)  # frozen layers keep theirs
 
 
+@pytest.mark.slow  # over 10 s (three trainings)
 def test_same_seed_same_history_other_seed_other_history(small, tmp_path):
     cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
     first = run(small, tmp_path / "a")[2][cols]
@@ -255,7 +258,8 @@ def test_bad_strategy_arguments(data, original, tmp_path):
                          init_model=original[1], trainable_layers=["nope"])
 
 
-@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "tensorflow"])  # jax: about 10 s
+@pytest.mark.slow  # a training subprocess per backend, over 10 s each
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_cli_trains_and_writes_model_card_history(small, tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} not installed")

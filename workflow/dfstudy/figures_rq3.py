@@ -106,14 +106,15 @@ def figure3(table: pd.DataFrame, study: Study = PAPER):
                 for k, b in enumerate(BINS):
                     ax.bar(x + (k - 1) * width, 100 * cell[f"share_{b}"], width, color=BIN_COLOURS[b],
                            label=BIN_LABELS[b], linewidth=0)
-                ax.set_xticks(x, cell.dataset)
+                ax.set_xticks(x, cell.dataset, fontsize="small")
                 for tick, dataset in zip(ax.get_xticklabels(), cell.dataset):
                     if dataset == trainset:  # the group's own test set
                         tick.set_fontweight("bold")
                 ax.set_xlim(-0.6, len(cell) - 0.4)
                 ax.set_ylim(0, 100)
                 ax.set_yticks([0, 25, 50, 75, 100])
-                ax.set_title(f"({next(letters)}) {arch}, {trainset}", pad=3)
+                # two short lines: one line per panel overran its neighbours at five architectures or more
+                ax.set_title(f"({next(letters)}) {arch}\n{trainset}", pad=3, fontsize="medium")
                 ax.grid(axis="x", visible=False)
                 ax.tick_params(axis="both", length=0, pad=2)
                 if c == 0:
