@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,6 @@ def test_snakemake_report_of_the_finished_study(study, tmp_path):
     """`snakemake --report` as the README writes it, on the finished study: every report() output enters."""
     run = snakemake(study, "--report", str(tmp_path / "report.zip"))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    import zipfile
-
     names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
     assert any(n.endswith("study.html") for n in names) and any(n.endswith("table5.csv") for n in names), names[:20]
 

@@ -160,11 +160,11 @@ class Study:
             names = list(names)
             return f"{', '.join(names[:-1])} {last} {names[-1]}" if len(names) > 1 else "".join(names)
 
-        numbers = [f"``<Arch>{self.number(t, self.strategies[0])}..{self.number(t, self.strategies[-1])}`` = {t} "
+        # each number listed: with a strategy beyond the study's three a training set's numbers are not a range
+        numbers = [f"``<Arch>{'/'.join(str(self.number(t, s)) for s in self.strategies)}`` = {t} "
                    + " / ".join(self.strategies) for t in self.trainsets]
         return dict(
             trainsets=listing(self.trainsets, "or"),
-            architectures=listing(self.architectures),
             unseen=listing(self.unseen),
             n_unseen=str(len(self.unseen)),
             numbering=", ".join(numbers),
