@@ -155,6 +155,15 @@ DECISIONS = (
      lambda c: (f"{c['evaluation'].get('bootstrap', 1000)} video-bootstrap resamples give 95 % intervals "
                 "for every accuracy (an addition)") if c["evaluation"].get("bootstrap", 0) else None),
     ("labels", "real / fake", lambda c: "1 = fake, 0 = real throughout"),
+    ("PixelAnomaly (beyond the study)", "not in the study; seed 002 (Khodabakhsh & Busch): PixelCNN++ "
+     "(3 blocks x 5 ResNet layers x 160 filters, 94 M parameters, 10 logistics, 5 epochs at 1e-4) on real "
+     "faces, then a LeNet-5-style classifier (933,442 parameters, two outputs, 25 epochs at 1e-3)",
+     lambda c: ("a PixelCNN of one 7x7 type-A and four 3x3 type-B masked convolutions of 32 channels (~43 k "
+                "parameters), 3 logistics per channel, channels independent given the earlier pixels, "
+                f"{c['detectors']['anomaly']['pixel_epochs']} epochs at "
+                f"{c['detectors']['anomaly']['pixel_learning_rate']:g} on the real images of each original "
+                "detector's training part, frozen under every strategy; a one-sigmoid LeNet-style classifier "
+                "trained like the other detectors") if "PixelAnomaly" in c["detectors"]["architectures"] else None),
 )
 
 

@@ -183,6 +183,10 @@ class _Checkpoint:
         self.directory, self.run_key = Path(directory), run_key
         self.arrays, self.state = self.directory / "state.npz", self.directory / "state.json"
 
+    def resumable(self):
+        """Whether a backup of this very run is there to resume from."""
+        return self.state.exists() and json.loads(self.state.read_text())["run_key"] == self.run_key
+
     def load(self, model):
         """Restore into `model` (compiled); returns the history rows so far, [] when there is nothing to resume."""
         if not self.state.exists():
@@ -256,6 +260,7 @@ def train_detector(
     loss="binary_crossentropy",
     patience=None,
     backup_every=BACKUP_EVERY_S,
+    pretrain=None,
 ):
     """Train `model` under `strategy` and return its best epoch by validation accuracy.
 
@@ -307,6 +312,12 @@ def train_detector(
         Seconds of training between two backups (0: after every epoch). An XceptionNet backup is ~250 MB;
         after short epochs (the demo's) rewriting it every epoch costs a tenth of the training. A killed
         run resumes from its last backup and recomputes the epochs after it, to the same result.
+    pretrain : dict, optional
+        ``epochs``, ``learning_rate`` and ``batch_size`` of the architecture's pretraining hook (the
+        registry's ``pretrain``, e.g. PixelAnomaly's pixel model on the real training images), run for
+        the original strategy before epoch 1; required where there is a hook. The registry's
+        ``frozen_layers`` stay frozen under every strategy. A resumed run takes the pretrained weights
+        from its backup instead of fitting them again.
 
     Returns
     -------
@@ -318,20 +329,21 @@ def train_detector(
         What was trained on what, how, and how well (see ``main`` for the JSON sidecar).
     """
     arch = models.architecture_of(model)
+    record = registry.get(arch)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     model = _start_from(model, init_model, strategy, trainable_layers)
+    # layers the architecture never trains on the detector's data, whatever the strategy (merge included)
+    for name in record.frozen_layers:
+        model.get_layer(name).trainable = False
+    hook = record.pretrain_function() if strategy == "original" else None
+    if hook is not None and not pretrain:
+        raise ValueError(f"{arch} fits {', '.join(record.frozen_layers)} before training: pass pretrain "
+                         "(epochs, learning_rate, batch_size)")
     if bn_momentum is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
-    # dropout's seeds were drawn when the model was built; this covers any other draw during training
-    keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
-        loss=loss,
-        metrics=["accuracy"],
-    )
     fingerprints = {"train": fingerprint(train["images"]), "val": fingerprint(val["images"])}
     init_weights = [] if init_model is None else init_model.weights
     run_key = {  # a backup from a run that differs in any of these is not resumed
@@ -347,8 +359,19 @@ def train_detector(
         "patience": patience,
         "data": fingerprints,
         "init": [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_weights],
+        "pretrain": pretrain if hook is not None else None,
     }
     checkpoint = _Checkpoint(workdir / "backup", run_key)
+    pretrained = None
+    if hook is not None:
+        pretrained = _pretrain(model, hook, train, seed, pretrain, workdir / "pretrain.json", checkpoint, log)
+    # dropout's seeds were drawn when the model was built; this covers any other draw during training
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
+        loss=loss,
+        metrics=["accuracy"],
+    )
     rows = checkpoint.load(model)
     if rows:
         log.info("resuming from epoch %d (%d of %d epochs done)", len(rows) + 1, len(rows), epochs)
@@ -411,7 +434,9 @@ def train_detector(
         "stopped_early": stop,
         "best_epoch": int(best["epoch"]),
         "val_accuracy": float(best["val_accuracy"]),
-        "trainable_layers": run_key["trainable"] if strategy == "transfer" else "all",
+        "trainable_layers": run_key["trainable"] if strategy == "transfer" or record.frozen_layers else "all",
+        "frozen_layers": list(record.frozen_layers),
+        "pretrain": None if hook is None else {**pretrain, **(pretrained or {})},
         "trainable_params": _count(model.trainable_weights),
         "non_trainable_params": _count(model.non_trainable_weights),
         "train_images": n_train,
@@ -432,6 +457,19 @@ def train_detector(
     }
     checkpoint.clear()  # finished: a rerun should train afresh, not "resume" a completed run
     return best_model, history, card
+
+
+def _pretrain(model, hook, train, seed, options, summary_path, checkpoint, log):
+    """Run the architecture's pretraining hook unless a backup of this run holds its result already;
+    returns the hook's summary (read back from `summary_path` on a resume)."""
+    if checkpoint.resumable() and summary_path.exists():
+        return json.loads(summary_path.read_text())  # the backup restores the fitted weights with the rest
+    log.info("pretraining %s (%s)", ", ".join(layer.name for layer in model.layers if not layer.trainable) or "-",
+             ", ".join(f"{k} {v}" for k, v in options.items()))
+    summary = hook(model, train["images"], train["labels"], seed=seed, **options)
+    log.info("pretrained: %s", summary)
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
 
 
 def _why_stop(rows, patience):
@@ -481,6 +519,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
     p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
+    p.add_argument("--pretrain-epochs", type=int, help="epochs of the architecture's pretraining (PixelAnomaly)")
+    p.add_argument("--pretrain-lr", type=float, default=1e-3, help="learning rate of the pretraining")
+    p.add_argument("--pretrain-batch-size", type=int, default=16, help="batch size of the pretraining")
     p.add_argument("--weights", choices=["imagenet"], help="published backbone weights (XceptionNet, EfficientNet)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy (on a GPU only)")
     device.add_arguments(p)
@@ -523,6 +564,8 @@ def main(argv=None):
         strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
         bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn, loss=args.loss,
         patience=args.patience, backup_every=args.backup_every,
+        pretrain=args.pretrain_epochs and {"epochs": args.pretrain_epochs, "learning_rate": args.pretrain_lr,
+                                           "batch_size": args.pretrain_batch_size},
     )
     card_path = args.card or args.out.with_suffix(".json")
     history_path = args.history or args.out.with_name(f"{args.out.stem}_history.csv")

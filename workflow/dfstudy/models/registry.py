@@ -51,6 +51,14 @@ class Architecture:
         The layers that train under the transfer strategy (the study: the last two function layers).
     weights : tuple of str
         Published initialisations the builder accepts besides None (``("imagenet",)``).
+    frozen_layers : tuple of str
+        Layers that never train on the detector's data under any strategy, merge included (a density
+        model of real faces that must never see a fake); ``pretrain`` fits them first.
+    pretrain : str or callable, optional
+        ``"module:function"`` or the function, called by ``dfstudy.train`` for the original strategy
+        before its first epoch as ``pretrain(model, images, labels, epochs, learning_rate, batch_size,
+        seed)`` with the training part; it fits ``frozen_layers`` (on the rows it chooses) and returns a
+        JSON-able summary for the model card. None: nothing to fit first.
     """
 
     name: str
@@ -59,12 +67,18 @@ class Architecture:
     causal_layer: str | None
     transfer_layers: tuple[str, ...]
     weights: tuple[str, ...] = ()
+    frozen_layers: tuple[str, ...] = ()
+    pretrain: str | object | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "transfer_layers", tuple(self.transfer_layers))
-        object.__setattr__(self, "weights", tuple(self.weights))
-        if isinstance(self.builder, str) and ":" not in self.builder:
-            raise ValueError(f"{self.name}: builder {self.builder!r} is not 'module:function'")
+        for field in ("transfer_layers", "weights", "frozen_layers"):
+            object.__setattr__(self, field, tuple(getattr(self, field)))
+        for role, target in (("builder", self.builder), ("pretrain", self.pretrain)):
+            if isinstance(target, str) and ":" not in target:
+                raise ValueError(f"{self.name}: {role} {target!r} is not 'module:function'")
+        if set(self.frozen_layers) & set(self.transfer_layers):
+            raise ValueError(f"{self.name}: layers both frozen and trained under transfer: "
+                             f"{sorted(set(self.frozen_layers) & set(self.transfer_layers))}")
 
     @property
     def model_name(self) -> str:
@@ -73,10 +87,11 @@ class Architecture:
 
     def builder_function(self):
         """The builder, importing its module on first use."""
-        if not isinstance(self.builder, str):
-            return self.builder
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _resolve(self.builder)
+
+    def pretrain_function(self):
+        """The pretraining hook (None if the architecture has none), importing its module on first use."""
+        return None if self.pretrain is None else _resolve(self.pretrain)
 
     def build(self, input_shape=(256, 256, 3), weights=None):
         """The model for ``input_shape`` images (see ``dfstudy.models.build``)."""
@@ -88,6 +103,14 @@ class Architecture:
             raise ValueError(f"{self.name}: its builder returned a model named {model.name!r}, expected "
                              f"{self.model_name!r} (loaded models are recognised by their name)")
         return model
+
+
+def _resolve(target):
+    """A function given as itself or as ``"module:function"``."""
+    if not isinstance(target, str):
+        return target
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def register(architecture: Architecture, replace: bool = False) -> Architecture:
@@ -164,6 +187,12 @@ for _arch in (
     # beyond the study: Jevnisek & Avidan (2022), features of every block pooled into the head
     Architecture("LayerAggregation", "dfstudy.models.layer_aggregation:layer_aggregation",
                  last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob")),
+    # beyond the study: Khodabakhsh & Busch (2020, seed 002), a LeNet-style classifier on the per-pixel NLL
+    # map of a pixel model fitted to the real training faces first and frozen ever after
+    Architecture("PixelAnomaly", "dfstudy.models.pixelcnn:pixel_anomaly", last_conv="block2_conv",
+                 causal_layer="features", transfer_layers=("head_dense2", "fake_prob"),
+                 frozen_layers=("pixel_conv_a", *(f"pixel_conv_b{i}" for i in range(1, 5)), "pixel_params"),
+                 pretrain="dfstudy.models.pixelcnn:pretrain_pixel_model"),
 ):
     register(_arch)
 del _arch
