@@ -177,7 +177,8 @@ def test_per_architecture_settings_must_name_architectures(tmp_path):
                        ("architectures", ["MesoNet", "ShalowNet"])):
         config = study_config(write(tmp_path / f"{key}.yaml", {"detectors": {key: value}}))
         with pytest.raises(ConfigError, match=rf"detectors.{key}: unknown architecture '\w+' \(registered: "
-                                              "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation"):
+                                              "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation, "
+                                              "PixelAnomaly"):
             check_config(config)
     narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
     assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]
@@ -188,7 +189,7 @@ def test_causal_architectures_need_a_registered_causal_layer(tmp_path):
     """causal.layers is gone: the registry's layer is used, and an architecture without one is refused."""
     config = study_config(write(tmp_path / "c.yaml", {"causal": {"architectures": ["MesoNet", "XceptionNet"]}}))
     with pytest.raises(ConfigError, match="causal.architectures: 'XceptionNet' has no causal analysis layer "
-                                          r"\(architectures with one: MesoNet, MesoInception, ShallowNet, LayerAggregation"):
+                                          r"\(architectures with one: MesoNet, MesoInception, ShallowNet, LayerAggregation, PixelAnomaly"):
         check_config(config)
     config = study_config(write(tmp_path / "t.yaml", {"causal": {"architectures": ["MesoNett"]}}))
     with pytest.raises(ConfigError, match="causal.architectures: unknown architecture 'MesoNett'"):

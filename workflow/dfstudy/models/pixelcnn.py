@@ -45,6 +45,7 @@ PIXEL_FILTERS = 32
 PIXEL_KERNEL_A = 7
 PIXEL_B_LAYERS = 4
 MIXTURES = 3  # logistic components per channel
+INITIAL_LOG_SCALE = np.log(8 / 127.5)  # of every logistic: a scale of 8 grey levels
 # the LeNet-5-style classifier: (filters, kernel) of each block, then the dense layers' units
 LENET_BLOCKS = ((6, 5), (16, 5))
 LENET_DENSE = (120, 84)
@@ -160,11 +161,18 @@ def pixel_anomaly(input_shape=(64, 64, 3), weights=None):
 
     # The pixel model (PixelCNN): every output at a pixel depends on the pixels before it only
     x = MaskedConv2D(PIXEL_FILTERS, PIXEL_KERNEL_A, mask_type="A", activation="relu", name="pixel_conv_a")(scaled)
-    for i in range(1, PIXEL_B_LAYERS + 1):
-        x = MaskedConv2D(PIXEL_FILTERS, 3, mask_type="B", activation="relu", name=f"pixel_conv_b{i}")(x)
+    for i in range(1, PIXEL_B_LAYERS + 1):  # residual, as PixelCNN++'s layers: the neighbours' values pass on
+        h = MaskedConv2D(PIXEL_FILTERS, 3, mask_type="B", activation="relu", name=f"pixel_conv_b{i}")(x)
+        x = layers.Add(name=f"pixel_res{i}")([x, h])
     # a 1x1 convolution mixes a position's own features only, so it keeps the ordering
-    params = layers.Conv2D(input_shape[-1] * 3 * MIXTURES, 1, name="pixel_params")(x)
+    param_layer = layers.Conv2D(input_shape[-1] * 3 * MIXTURES, 1, name="pixel_params")
+    params = param_layer(x)
     nll = DiscretizedLogisticNLL(name="pixel_nll")([scaled, params])
+    # start every logistic at a scale of ~8 grey levels, not ~128: from a scale of 1 (on [-1, 1]) Adam
+    # needs hundreds of steps just to shrink the scales before the means can be learned
+    bias = np.zeros((input_shape[-1], 3, MIXTURES), dtype="float32")
+    bias[:, 2] = INITIAL_LOG_SCALE
+    param_layer.bias.assign(bias.reshape(-1))
 
     # The classifier (LeNet-5 style): conv -> batch norm -> ReLU -> 2x2 max-pool, twice
     x = nll
@@ -223,7 +231,7 @@ def pretrain_pixel_model(model, images, labels, epochs, learning_rate, batch_siz
     keras.utils.set_random_seed(seed)
     # the model's output is the loss itself: the mean NLL per pixel; the zero targets are unused
     density.compile(keras.optimizers.Adam(learning_rate), loss=lambda _, nll: ops.mean(nll))
-    targets = np.zeros((len(reals), 1), dtype="float32")
+    targets = np.zeros((len(reals), 1, 1, 1), dtype="float32")  # the rank of the map, a scalar's size
     per_epoch = []
     try:
         for epoch in range(epochs):
