@@ -18,7 +18,7 @@ from dfstudy.models import pixelcnn, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE, SEED = 16, 5
-PRETRAIN = {"epochs": 2, "learning_rate": 3e-3, "batch_size": 8}
+PRETRAIN = {"epochs": 1, "learning_rate": 5e-3, "batch_size": 8}
 T.configure_backend(deterministic=True)
 
 
@@ -147,7 +147,7 @@ def test_original_pretrains_then_neither_it_nor_merge_changes_the_pixel_model(tm
     assert card["non_trainable_params"] >= 42_619
 
     merge = build()
-    tuned, _, card = T.train_detector(merge, train, val, 2, 1e-2, 8, SEED, tmp_path / "merge",
+    tuned, _, card = T.train_detector(merge, train, val, 1, 1e-2, 8, SEED, tmp_path / "merge",
                                       strategy="merge", init_model=best, backup_every=0)
     for a, b in zip(pixel_weights(tuned), pretrained):
         np.testing.assert_array_equal(a, b)
