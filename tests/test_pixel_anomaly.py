@@ -11,9 +11,12 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from snakemake.utils import validate
 
 from dfstudy import models
 from dfstudy import train as T
+from dfstudy.deviations import deviations
 from dfstudy.models import pixelcnn, registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +193,12 @@ def test_the_workflow_pretrains_the_original_detectors_only(tmp_path):
     pretrained = {re.search(r"--arch (\S+) --trainset (\S+) --strategy (\S+)", t).groups()
                   for t in trainings if "--pretrain-epochs 20 " in t}
     assert pretrained == {("PixelAnomaly", t, "original") for t in ("CELEB", "F2F")}
+
+
+def test_a_run_that_trains_it_lists_it_as_a_deviation():
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate(config, str(ROOT / "config/schema.yaml"))  # fills the schema's defaults, as the workflow does
+    assert "PixelAnomaly (beyond the study)" not in set(deviations(config).aspect)
+    config["detectors"]["architectures"].append("PixelAnomaly")
+    row = deviations(config).set_index("aspect").loc["PixelAnomaly (beyond the study)"]
+    assert "20 epochs at 0.001 (batch 16) on the real images" in row["here"], row["here"]

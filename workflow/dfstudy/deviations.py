@@ -158,13 +158,19 @@ DECISIONS = (
     ("PixelAnomaly (beyond the study)", "not in the study; seed 002 (Khodabakhsh & Busch): PixelCNN++ "
      "(3 blocks x 5 ResNet layers x 160 filters, 94 M parameters, 10 logistics, 5 epochs at 1e-4) on real "
      "faces, then a LeNet-5-style classifier (933,442 parameters, two outputs, 25 epochs at 1e-3)",
-     lambda c: ("a PixelCNN of one 7x7 type-A and four 3x3 type-B masked convolutions of 32 channels (~43 k "
-                "parameters), 3 logistics per channel, channels independent given the earlier pixels, "
-                f"{c['detectors']['anomaly']['pixel_epochs']} epochs at "
-                f"{c['detectors']['anomaly']['pixel_learning_rate']:g} on the real images of each original "
+     lambda c: ("a PixelCNN of one 7x7 type-A and four residual 3x3 type-B masked convolutions of 32 channels "
+                "(~43 k parameters), 3 logistics per channel, channels independent given the earlier pixels, "
+                f"{_anomaly(c)['pixel_epochs']} epochs at {_anomaly(c)['pixel_learning_rate']:g} (batch "
+                f"{_anomaly(c)['pixel_batch_size']}) on the real images of each original "
                 "detector's training part, frozen under every strategy; a one-sigmoid LeNet-style classifier "
                 "trained like the other detectors") if "PixelAnomaly" in c["detectors"]["architectures"] else None),
 )
+
+
+def _anomaly(config: dict) -> dict:
+    """The detectors.anomaly section with the schema's defaults (a partial config may lack it)."""
+    return {"pixel_epochs": 5, "pixel_learning_rate": 0.0001, "pixel_batch_size": 16,
+            **config["detectors"].get("anomaly", {})}
 
 
 def _trainsets_with(role: str, config: dict) -> list[str]:
