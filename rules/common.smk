@@ -158,8 +158,10 @@ def training_options(wildcards):
         opts.append("--mixed-precision")
     if wildcards.strategy == "original" and registry.get(wildcards.arch).pretrain:  # PixelAnomaly's pixel model
         anomaly = det["anomaly"]
-        opts.append(f"--pretrain-epochs {anomaly['pixel_epochs']} --pretrain-lr {anomaly['pixel_learning_rate']}"
-                    f" --pretrain-batch-size {anomaly['pixel_batch_size']}")
+        opts.append(
+            f"--pretrain-epochs {anomaly['pixel_epochs']} --pretrain-lr {anomaly['pixel_learning_rate']}"
+            f" --pretrain-batch-size {anomaly['pixel_batch_size']}"
+        )
     return " ".join(opts)
 
 
