@@ -21,9 +21,10 @@ classifier (two 5x5 convolutions, each with batch normalization before its ReLU 
 then dense layers) trained with Adam at 0.001; 64 px faces at the demo's size.
 
 What differs (beyond the study, and beyond the paper's scale): the pixel model is a plain PixelCNN of
-one 7x7 type-A and four 3x3 type-B masked convolutions of 32 channels (~43k parameters, where the
-paper's PixelCNN++ has three blocks of five ResNet layers of 160 filters, 94 million parameters), so
-that it trains in seconds on a CPU; its masks are spatial only, so the three channels of a pixel are
+one 7x7 type-A and four residual 3x3 type-B masked convolutions of 32 channels (42,619 parameters,
+where the paper's PixelCNN++ has three blocks of five ResNet layers of 160 filters, 94 million
+parameters, with down- and up-sampling), so that it trains in seconds on a CPU; its logistics start
+at a scale of 8 grey levels (our choice: from PixelCNN++'s wide start it needs hundreds of steps more); its masks are spatial only, so the three channels of a pixel are
 independent given the pixels before it (PixelCNN++ lets G depend on R and B on both, linearly in the
 mixture means); it has the original PixelCNN's blind spot above and to the right. The mixture has
 three components (PixelCNN++: ten). The map sums the NLL over the three channels, in nats. The
@@ -82,8 +83,9 @@ class MaskedConv2D(layers.Conv2D):
         if rows % 2 == 0 or cols % 2 == 0:
             raise ValueError(f"{self.name}: a masked convolution needs an odd kernel, got {self.kernel_size}")
         mask = np.ones(self.kernel.shape, dtype="float32")
-        mask[rows // 2, cols // 2 + (self.mask_type == "B") :] = 0  # the centre row, from the centre (A) or after it (B)
-        mask[rows // 2 + 1 :] = 0  # every row below
+        # the centre row from the centre (A) or after it (B), and every row below
+        mask[rows // 2, cols // 2 + (self.mask_type == "B") :] = 0
+        mask[rows // 2 + 1 :] = 0
         self._mask = mask
 
     def convolution_op(self, inputs, kernel):
@@ -151,7 +153,8 @@ def pixel_anomaly(input_shape=(64, 64, 3), weights=None):
     Returns
     -------
     keras.Model
-        Named ``pixelanomaly``; at 64 px 42,907 parameters in the pixel model and 504,793 in the classifier.
+        Named ``pixelanomaly``; 42,619 parameters in the pixel model (any size) and, at 64 px and up,
+        504,505 trainable in the classifier.
     """
     if weights is not None:
         raise ValueError(f"PixelAnomaly has no pretrained weights; got weights={weights!r}, expected None")
@@ -236,7 +239,7 @@ def pretrain_pixel_model(model, images, labels, epochs, learning_rate, batch_siz
     try:
         for epoch in range(epochs):
             order = np.random.default_rng([seed, epoch]).permutation(len(reals))
-            fitted = density.fit(reals[order], targets[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            fitted = density.fit(reals[order], targets[order], batch_size=batch_size, shuffle=False, verbose=0)
             per_epoch.append(float(fitted.history["loss"][-1]))
     finally:
         for name in PIXEL_LAYERS:
