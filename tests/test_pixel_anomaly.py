@@ -204,3 +204,16 @@ def test_a_run_that_trains_it_lists_it_as_a_deviation():
     config["detectors"]["architectures"].append("PixelAnomaly")
     row = deviations(config).set_index("aspect").loc["PixelAnomaly (beyond the study)"]
     assert "20 epochs at 0.001 (batch 16) on the real images" in row["here"], row["here"]
+
+
+def test_grad_cam_and_the_causal_split_read_the_classifier():
+    from dfstudy import causal, gradcam
+
+    model, arch = build(32), registry.get("PixelAnomaly")
+    assert gradcam.last_conv_layer(model) == arch.last_conv == "block2_conv"  # not a pixel-model convolution
+    images = smooth_images(3, 12, 32)
+    maps = gradcam.heatmaps(model, images, arch.last_conv)
+    assert maps.shape == (3, 32, 32) and np.isfinite(maps).all()
+    head, tail = causal.split_model(model, arch.causal_layer)
+    np.testing.assert_allclose(tail(head(images, training=False), training=False), model(images, training=False),
+                               rtol=1e-5, atol=1e-6)
