@@ -203,7 +203,7 @@ def test_a_run_that_trains_it_lists_it_as_a_deviation():
     assert "PixelAnomaly (beyond the study)" not in set(deviations(config).aspect)
     config["detectors"]["architectures"].append("PixelAnomaly")
     row = deviations(config).set_index("aspect").loc["PixelAnomaly (beyond the study)"]
-    assert "20 epochs at 0.001 (batch 16) on the real images" in row["here"], row["here"]
+    assert "20 epochs at 0.001 (batch 8) on the real images" in row["here"], row["here"]
 
 
 def test_grad_cam_and_the_causal_split_read_the_classifier():
