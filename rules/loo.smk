@@ -100,8 +100,8 @@ rule train_loo_detector:
         gpu=GPU_CHECK,
         plugins=PLUGINS,
     shell:
-        "KERAS_BACKEND={params.backend} python -m dfstudy.train --arch {wildcards.arch} --trainset LOO-{wildcards.heldout}"
-        " --strategy original --train {input.train} --val {input.val}"
+        "KERAS_BACKEND={params.backend} python -m dfstudy.train --arch {wildcards.arch}"
+        " --trainset LOO-{wildcards.heldout} --strategy original --train {input.train} --val {input.val}"
         " --out {output.model} --card {output.card} --history {output.history}"
         " --workdir {params.workdir} --threads {threads} {params.opts} {params.plugins} {params.gpu} > {log} 2>&1"
 

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfstudy.loo import audit, finding, heldout_parts, loo_table, make_loo_splits
+from dfstudy.config import ConfigError, check_loo
+from dfstudy.loo import audit, finding, heldout_parts, loo_table, main, make_loo_splits
 from dfstudy.splits import LeakageError, ShortSplitError
 from test_splits import ffpp_manifest
 
@@ -142,3 +143,40 @@ def test_the_dry_run_plans_four_detectors_and_the_table(tmp_path):
     # --config merges into the demo's block: its sizes stay
     cfg = json.loads(re.search(r"dfstudy\.loo make .*--config-json '(.*?)'", run.stdout)[1])
     assert (cfg["loo"]["train"], cfg["loo"]["test"]) == (300, 60)
+
+
+def test_bad_loo_config_names_the_key():
+    config = {"loo": {"source": "ffpp", "methods": METHODS, "architectures": ["MesoNet"]},
+              "sources": {"ffpp": {"adapter": "faceforensics"}, "dfd": {"adapter": "dfd"}},
+              "detectors": {"learning_rate": {"MesoNet": 0.001}}}
+    check_loo(config)
+    for change, key in (({"source": "dfd"}, "loo.source"),
+                        ({"methods": ["Deepfakes", "Celeb-synthesis"]}, "loo.methods"),
+                        ({"architectures": ["ResNet"]}, "loo.architectures")):
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            check_loo({**config, "loo": {**config["loo"], **change}})
+    with pytest.raises(ConfigError, match=r"detectors\.learning_rate.*loo\.architectures"):
+        check_loo({**config, "detectors": {"learning_rate": {}}})
+
+
+def test_the_cli_writes_parts_an_audit_and_the_table(tmp_path, manifest):
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    cfg = json.dumps({"loo": {**SIZES, "methods": METHODS}, "seed": 7})
+    main(["make", "--manifest", str(tmp_path / "manifest.parquet"), "--config-json", cfg, "--out-dir", str(tmp_path)])
+    main(["audit", "--splits-dir", str(tmp_path), "--config-json", cfg, "--out", str(tmp_path / "audit.csv")])
+    assert pd.read_csv(tmp_path / "audit.csv")["ok"].all()
+    pairs = []
+    for heldout in METHODS:  # a detector that calls every fake it saw, and no held-out fake, fake
+        folder = tmp_path / "predictions" / heldout
+        folder.mkdir(parents=True)
+        for part in ("test", "seen"):
+            table = pd.read_csv(tmp_path / heldout / f"{part}.csv")
+            table.assign(score=np.where(table["label"] == 1, 0.9 if part == "seen" else 0.2, 0.1))[
+                ["image_id", "video_id", "label", "score"]].to_parquet(folder / f"{part}.parquet")
+        pairs.append(f"{heldout}/MesoNet={folder}")
+    main(["table", "--predictions", *pairs, "--n-boot", "50", "--out", str(tmp_path / "loo.csv")])
+    table = pd.read_csv(tmp_path / "loo.csv")
+    assert list(table["heldout"]) == [*METHODS, "mean"]
+    assert (table["accuracy"] == 50).all() and (table["seen_accuracy"] == 100).all() and (table["drop"] == 50).all()
+    assert "beyond the study" in json.loads((tmp_path / "loo.json").read_text())["sentence"]
+    assert "| heldout" in (tmp_path / "loo.md").read_text()

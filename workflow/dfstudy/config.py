@@ -114,7 +114,8 @@ def check_loo(config: dict) -> None:
             raise ConfigError(f"loo.architectures: unknown architecture '{arch}' (registered: "
                               f"{', '.join(registry.names())})")
         if arch not in config["detectors"]["learning_rate"]:
-            raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}' (loo.architectures)")
+            raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}' "
+                              "(loo.architectures)")
 
 
 def rendered_by_workflow(config: dict, path) -> bool:

@@ -258,7 +258,8 @@ def finding(table: pd.DataFrame) -> dict:
     sentence = (f"Leave-one-out over {len(by_method)} FF++ methods (beyond the study; seed paper 002's protocol), "
                 f"{runs['architecture'].nunique()} architecture(s): {hardest} is the hardest method to detect unseen "
                 f"(mean accuracy {by_method.iloc[0]:.1f} %), and accuracy on the held-out method lies on average "
-                f"{drop:.1f} points {'below' if drop >= 0 else 'above'} accuracy on the three methods trained on.")
+                f"{abs(drop):.1f} points {'below' if drop >= 0 else 'above'} accuracy on the {len(by_method) - 1} methods "
+                "trained on.")
     return {"sentence": sentence, "hardest": hardest, "hardest_accuracy": float(by_method.iloc[0]),
             "mean_drop": drop, "accuracy_by_heldout": {k: float(v) for k, v in by_method.items()}}
 
@@ -311,7 +312,8 @@ def main(argv=None) -> None:
         for item in args.predictions:
             key, folder = item.split("=", 1)
             heldout, arch = key.split("/", 1)
-            predictions[(heldout, arch)] = tuple(pd.read_parquet(Path(folder) / f"{p}.parquet") for p in ("test", "seen"))
+            predictions[(heldout, arch)] = tuple(pd.read_parquet(Path(folder) / f"{part}.parquet")
+                                                 for part in ("test", "seen"))
         table = loo_table(predictions, args.n_boot, args.seed)
         out = Path(args.out)
         table.to_csv(out, index=False)
