@@ -229,7 +229,7 @@ _NAMED = ("accuracy", "auc", "ap", "eer", "video_accuracy")
 
 def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: int,
                  by: str | None = "video_id", level: float = 0.95, threshold: float = 0.5,
-                 stratify: bool = True) -> dict:
+                 stratify: bool = True, replicates: bool = False) -> dict:
     """Percentile bootstrap interval of a metric, resampling videos (default) or frames.
 
     Parameters
@@ -255,6 +255,11 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
     stratify : bool
         Resample within each label (test sets are balanced by design). With ``by`` set, every group must
         hold one label only.
+    replicates : bool
+        Also return the replicates (``"replicates"``, length ``n_boot``, NaN where undefined). The resample
+        depends only on the seed, ``n_boot`` and the sorted units, so two calls with one seed on the same
+        videos draw the same videos: their replicates are paired and may be combined
+        (``dfstudy.comparison`` averages them over test sets).
 
     Returns
     -------
@@ -289,6 +294,8 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
     estimate = _point(metric, y, s, df, threshold)
     result = dict(estimate=estimate, low=math.nan, high=math.nan, half_width=math.nan, level=level,
                   n_boot=int(n_boot), n_valid=0, by=by or "frame", n_units=n_units)
+    if replicates:
+        result["replicates"] = np.full(max(int(n_boot), 0), np.nan)
     if n_units == 0 or n_boot <= 0 or not np.isfinite(s).all():
         return result
 
@@ -323,6 +330,8 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
                     reps[b] = equal_error_rate(yb, sb, sample_weight=wb)[0]
 
     reps = np.asarray(reps, dtype=np.float64)
+    if replicates:
+        result["replicates"] = reps
     valid = reps[np.isfinite(reps)]
     result["n_valid"] = int(valid.size)
     if valid.size:
