@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfstudy import comparison, tables
+from dfstudy import comparison, metrics, tables
 from dfstudy.study import Study
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 STUDY = Study(architectures=("MesoNet", "ShallowNet", "LayerAggregation"),
-              strategies=("original", "transfer", "merge", "adversarial"))
+              strategies=("original", "transfer", "merge", "adversarial"), unseen=("FS", "NT", "DF"))
 N_BOOT = 200
 
 
@@ -109,26 +109,37 @@ def test_same_seed_same_intervals_and_the_seed_matters():
 
 
 def test_majority_vote_and_mean_score_rank_videos_differently():
-    """Fake videos: one frame at 0.99 and three at 0.30 (mean 0.47, no majority); real videos: four frames
-    at 0.45 (mean 0.45). The mean score separates them perfectly, the vote (0 of 4 frames fake for both) not
-    at all."""
+    """Fake videos: one frame at 0.99 and three at 0.30 (mean 0.4725); real videos: one at 0.60 and three at
+    0.10 (mean 0.225). Both hold one fake frame in four, so the vote cannot tell them apart (AUC 0.5, and
+    no video is fake by majority), while the mean score separates them perfectly."""
     rows = []
     for v in range(20):
         fake = v % 2
-        scores = [0.99, 0.30, 0.30, 0.30] if fake else [0.45] * 4
+        scores = [0.99, 0.30, 0.30, 0.30] if fake else [0.60, 0.10, 0.10, 0.10]
         rows += [dict(video_id=f"FS:{v:02d}", label=fake, score=s) for s in scores]
     unseen = pd.DataFrame(rows)
     mean_v = comparison.video_scores(unseen, "mean")
     vote_v = comparison.video_scores(unseen, "vote")
-    assert np.allclose(mean_v.score[mean_v.label == 1], 0.4725) and (vote_v.score[vote_v.label == 1] == 0.25).all()
+    assert np.allclose(mean_v.score[mean_v.label == 1], 0.4725) and (vote_v.score == 0.25).all()
     study = Study(architectures=("MesoNet",), strategies=("original",), trainsets=("CELEB",), unseen=("FS",),
                   specialised={}, same_identity={}, identity_pairs={})
     own = _test_set("CELEB", 10, 2.0, seed=0)
     t = comparison.compare_families({("CELEB", "MesoNet", "original", "CELEB"): own,
                                      ("CELEB", "MesoNet", "original", "FS"): unseen}, 50, seed=0, study=study)
-    assert t.video_auc_mean.iloc[0] == 1.0 and t.video_auc_vote.iloc[0] == 0.0 + 0.5
-    # the frame AUC sits in between: the 0.99 frames rank above every real frame, the 0.30 frames below
-    assert 0.0 < t.frame_auc.iloc[0] < 1.0
+    assert t.video_auc_mean.iloc[0] == 1.0 and t.video_auc_vote.iloc[0] == 0.5
+    # the frame AUC sits in between: the 0.99 frames rank above every real frame, the 0.30 frames below one
+    assert 0.5 < t.frame_auc.iloc[0] < 1.0
+
+
+def test_vectorised_ap_replicates_equal_scikit_learn_on_the_same_resamples():
+    """bootstrap_ci's vectorised AP against scikit-learn on the explicitly resampled rows (a callable metric
+    with the same seed draws the same videos); ties in the scores included."""
+    from sklearn.metrics import average_precision_score
+
+    pred = _test_set("FS", 12, 0.8, seed=4).assign(score=lambda d: d.score.round(1))
+    fast = metrics.bootstrap_ci(pred, "ap", 40, seed=9, replicates=True)
+    slow = metrics.bootstrap_ci(pred, average_precision_score, 40, seed=9, replicates=True)
+    assert np.allclose(fast["replicates"], slow["replicates"]) and fast["estimate"] == pytest.approx(slow["estimate"])
 
 
 def test_cv_ap_equals_the_tables_and_the_command_writes_everything(tmp_path):
