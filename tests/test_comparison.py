@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 STUDY = Study(architectures=("MesoNet", "ShallowNet", "LayerAggregation"),
               strategies=("original", "transfer", "merge", "adversarial"), unseen=("FS", "NT", "DF"))
-N_BOOT = 200
+N_BOOT = 100
 
 
 def _test_set(dataset: str, n_videos: int, skill: float, seed: int, frames: int = 4) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def _test_set(dataset: str, n_videos: int, skill: float, seed: int, frames: int 
     return pd.concat(rows, ignore_index=True)
 
 
-def _predictions(good=("MesoNet", "merge"), n_videos: int = 30, study: Study = STUDY) -> dict:
+def _predictions(good=("MesoNet", "merge"), n_videos: int = 20, study: Study = STUDY) -> dict:
     """Every detector of ``study`` on its own test set (skill 2.5) and the unseen sets (skill 2 for the
     ``good`` family, 0.3 for the others)."""
     out = {}
@@ -191,3 +191,34 @@ def test_the_rule_is_in_the_default_target(tmp_path):
     assert len(lines) == 1 and "--figure results/figures/comparison.png" in lines[0]
     report = [line for line in out.splitlines() if "python -m dfstudy.report" in line]
     assert "results/tables/comparison.csv" in report[0] and "results/figures/comparison.png" in report[0]
+
+
+def test_the_report_renders_the_comparison_and_the_leave_one_out_table(ranked, tmp_path):
+    from test_report import demo_config
+
+    from dfstudy import report
+    from dfstudy.document import render
+
+    comparison.plot_comparison(ranked, tmp_path / "comparison.png")
+    figures = report.figure_entries([tmp_path / "comparison.png"], STUDY)
+    assert [f["rq"] for f in figures] == ["beyond"]
+    for f in figures:
+        f["data_uri"], f["link"] = "data:image/png;base64,", "../figures/comparison.png"
+    summary = comparison.sentence(ranked, STUDY)
+    loo = pd.DataFrame(dict(heldout=["FS", "NT"], architecture="MesoNet", accuracy=[61.5, 58.25],
+                            accuracy_lo=[55.0, 52.0], accuracy_hi=[68.0, 64.5], frame_auc=[0.7, 0.66]))
+    data = report.ReportData(config=demo_config(), study=STUDY, comparison=ranked, comparison_summary=summary,
+                             figures=figures, loo=loo)
+    doc = report.study_document(data)
+    md, page = render(doc, "md"), render(doc, "html")
+    section = md.split("## Beyond the study: comparison of approaches")[1].split("\n## ")[0]
+    assert summary["sentence"] in section and "](../figures/comparison.png)" in section
+    best = ranked.iloc[0]
+    assert f"{best.unseen_accuracy:.2f} [{best.unseen_accuracy_lo:.2f}, {best.unseen_accuracy_hi:.2f}]" in section
+    assert section.count("| MesoNet / ") == len(STUDY.strategies)
+    assert "leave one method out" in section and "61.50 [55.00, 68.00]" in section and "| FS " in section
+    assert 'href="#comparison"' in page and "Beyond the study: comparison of approaches" in page
+    # without a leave-one-out table the section holds the comparison alone
+    alone = render(report.study_document(report.ReportData(config=demo_config(), study=STUDY, comparison=ranked,
+                                                           comparison_summary=summary)), "md")
+    assert "leave one method out" not in alone and summary["sentence"] in alone
