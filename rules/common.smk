@@ -102,6 +102,7 @@ def final_targets():
     return [
         "results/splits/audit.csv",
         "results/tables/findings.json",
+        "results/tables/comparison.json",
         "results/tables/findings_rq3.json",
         *rq3_figures(),
         "results/tables/findings_rq4.json",
@@ -295,6 +296,7 @@ def report_jobs():
         "train_detector": [dict(trainset=t, arch=a, strategy=s) for t, a, s in trained_detectors()],
         "predict_detector": dets,
         "make_tables": [{}],
+        "compare_families": [{}],
         "explain_detector": dets,
         "compare_heatmaps": [
             dict(variant=v, trainset=t, arch=a, dataset=d)

@@ -51,6 +51,9 @@ class Architecture:
         The layers that train under the transfer strategy (the study: the last two function layers).
     weights : tuple of str
         Published initialisations the builder accepts besides None (``("imagenet",)``).
+    reference : str or None
+        Where an architecture beyond the study comes from, as tables and the report name its approach
+        (a short label and the seed paper); None for the study's own five.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Architecture:
     causal_layer: str | None
     transfer_layers: tuple[str, ...]
     weights: tuple[str, ...] = ()
+    reference: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "transfer_layers", tuple(self.transfer_layers))
@@ -163,7 +167,8 @@ for _arch in (
                  causal_layer=None, transfer_layers=("top_conv", "fake_prob"), weights=("imagenet",)),
     # beyond the study: Jevnisek & Avidan (2022), features of every block pooled into the head
     Architecture("LayerAggregation", "dfstudy.models.layer_aggregation:layer_aggregation",
-                 last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob")),
+                 last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob"),
+                 reference="layer aggregation (seed 000: Jevnisek & Avidan, 2022)"),
 ):
     register(_arch)
 del _arch
