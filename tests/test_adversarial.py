@@ -1,6 +1,7 @@
 """Domain-adversarial fine-tuning (beyond the study): the gradient reversal on both backends, the domain
 branch, the domains read from the packed parts, exact resume, and the fourth strategy in the workflow."""
 
+import functools
 import json
 import logging
 import os
@@ -55,32 +56,40 @@ def _reversal_case(ramp_steps=None, steps_before=0):
     return {"x": x, "upstream": upstream, "y": np.asarray(y), "grad": np.asarray(grad), "strength": strength}
 
 
-def _on_backend(backend, **kwargs):
-    """`_reversal_case` run in a process of its own under `backend`."""
+CASES = {"constant": {}, "scheduled": {"ramp_steps": 10, "steps_before": 3}}
+
+
+@functools.cache
+def _on_backend(backend):
+    """Every one of CASES of `_reversal_case` under `backend`: here when it is the running backend, else in a
+    process of its own (a process has one Keras backend)."""
+    if backend == keras.backend.backend():
+        return {name: _reversal_case(**kwargs) for name, kwargs in CASES.items()}
     env = {**os.environ, "KERAS_BACKEND": backend}
-    done = subprocess.run([sys.executable, __file__, json.dumps(kwargs)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out.pop("backend") == backend
-    return {k: np.asarray(v, dtype="float32") if isinstance(v, list) else v for k, v in out.items()}
+    return {name: {k: np.asarray(v, dtype="float32") if isinstance(v, list) else v for k, v in case.items()}
+            for name, case in out.items()}
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_reversal_is_identity_forward_and_negated_scaled_gradient_backward(backend):
-    case = _on_backend(backend)
+    case = _on_backend(backend)["constant"]
     np.testing.assert_array_equal(case["y"], case["x"])  # exactly the identity
     assert case["strength"] == pytest.approx(STRENGTH)
     np.testing.assert_allclose(case["grad"], -STRENGTH * case["upstream"], rtol=1e-6)
 
 
-def test_reversal_follows_danns_schedule_on_both_backends():
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_reversal_follows_danns_schedule(backend):
     # 3 of 10 steps done: lambda = 0.7 * (2 / (1 + exp(-10 * 0.3)) - 1)
     expected = STRENGTH * (2 / (1 + np.exp(-3.0)) - 1)
-    for backend in ("tensorflow", "jax"):
-        case = _on_backend(backend, ramp_steps=10, steps_before=3)
-        assert case["strength"] == pytest.approx(expected, rel=1e-6)
-        np.testing.assert_allclose(case["grad"], -expected * case["upstream"], rtol=1e-5)
+    case = _on_backend(backend)["scheduled"]
+    np.testing.assert_array_equal(case["y"], case["x"])
+    assert case["strength"] == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(case["grad"], -expected * case["upstream"], rtol=1e-5)
     fresh = GradientReversal(STRENGTH, ramp_steps=10)
     assert float(keras.ops.convert_to_numpy(fresh.reversal())) == 0.0  # DANN starts without reversal
 
@@ -118,57 +127,51 @@ def test_domain_branch_copies_the_fake_head_and_shares_everything_else(arch, fir
 
 
 def test_domain_labels_are_each_images_dataset():
-    part = pd.DataFrame({
-        "image_id": ["a", "b", "c", "d", "e"], "video_id": ["v1", "v2", "v3", "v4", "v5"],
-        "identities": [""] * 5, "label": [0, 1, 1, 0, 1], "image_path": [""] * 5,
-        "dataset": ["CELEB", "FS", "CELEB", "NT", "NT"],
-    })
-    images = np.zeros((5, 4, 4, 3), np.uint8)
-    arrays = {"images": images, "labels": part["label"].to_numpy(np.uint8),
-              "image_ids": part["image_id"].to_numpy(str), "video_ids": part["video_id"].to_numpy(str),
-              "datasets": part["dataset"].to_numpy(str)}
-    np.testing.assert_array_equal(A.domain_labels(arrays["datasets"], "CELEB"), [0, 1, 0, 1, 1])
-    np.testing.assert_array_equal(A.domain_labels(arrays["datasets"], "FS"), [1, 0, 1, 1, 1])
+    datasets = np.array(["CELEB", "FS", "CELEB", "NT", "NT"])
+    np.testing.assert_array_equal(A.domain_labels(datasets, "CELEB"), [0, 1, 0, 1, 1])
+    np.testing.assert_array_equal(A.domain_labels(datasets, "FS"), [1, 0, 1, 1, 1])
     with pytest.raises(ValueError, match="no image of F2F"):
-        A.domain_labels(arrays["datasets"], "F2F")
+        A.domain_labels(datasets, "F2F")
 
 
 def test_make_splits_records_the_dataset_each_finetune_image_was_drawn_for():
-    """A finetune part holds its own set's images and FS/NT's, FS's and NT's reals alike."""
-    manifests, sources, datasets, trainsets, sizes = _tiny_corpus()
-    parts, _ = splits.make_splits(manifests, sources, datasets, trainsets, sizes, seed=3)
+    """F2F's finetune part holds its own images and FS/NT's; the reals of all three are FF++ originals, so
+    only the recorded dataset tells them apart. Packing carries it into the arrays training reads."""
+    from test_splits import DATASETS, SIZES, SOURCES, TRAINSETS, celeb_manifest, dfd_manifest, ffpp_manifest
+
+    manifests = {"ffpp": ffpp_manifest(), "dfd": dfd_manifest(), "celebdf_v2": celeb_manifest("celebdf_v2", "celebdf"),
+                 "celebdf_v1": celeb_manifest("celebdf_v1", "celebdf1", identities=6, test_identities=6)}
+    parts, _ = splits.make_splits(manifests, SOURCES, DATASETS, TRAINSETS, SIZES, seed=7)
     finetune = parts[("F2F", "finetune")]
-    assert set(finetune["dataset"]) == {"F2F", "FS", "NT"}
-    method = finetune["image_id"].str.split("/").str[1]  # our ids: source/method/video/frame
+    assert finetune["dataset"].value_counts().to_dict() == {
+        "F2F": SIZES["finetune_own"], "FS": SIZES["finetune_per_unseen"], "NT": SIZES["finetune_per_unseen"]}
     fakes = finetune[finetune["label"] == 1]
-    assert (fakes["dataset"].map({"F2F": "Face2Face", "FS": "FaceSwap", "NT": "NeuralTextures"})
-            == method[fakes.index]).all()
-    # reals are FF++ originals for all three: only the recorded dataset tells them apart
-    assert finetune.loc[finetune["label"] == 0, "dataset"].nunique() == 3
-    assert (parts[("F2F", "train")]["dataset"] == "F2F").all()
+    method = fakes["video_id"].str.split(":").str[1].str.split("/").str[0]
+    assert (fakes["dataset"].map({"F2F": "Face2Face", "FS": "FaceSwap", "NT": "NeuralTextures"}) == method).all()
+    reals = finetune[finetune["label"] == 0]
+    assert set(reals["dataset"]) == {"F2F", "FS", "NT"} and reals["video_id"].str.startswith("ffpp:youtube/").all()
+    for part in ("train", "val", "test"):
+        assert (parts[("F2F", part)]["dataset"] == "F2F").all()
+    assert set(parts[("F2F", "finetune_val")]["dataset"]) == {"F2F", "FS", "NT"}
+    domains = A.domain_labels(finetune["dataset"].to_numpy(str), "F2F")
+    np.testing.assert_array_equal(domains, (finetune["dataset"] != "F2F").to_numpy())
 
 
-def _tiny_corpus():
-    """An FF++-like manifest: 12 pairs, originals and three methods' fakes, 4 frames each."""
-    rows = []
-    for pair in range(12):
-        a, b = f"{2 * pair:03d}", f"{2 * pair + 1:03d}"
-        split = "train" if pair < 8 else ("val" if pair < 10 else "test")
-        for vid, ids, method, label in [(a, a, "original", 0), (b, b, "original", 0),
-                                        *((f"{a}_{b}", f"{a}|{b}", m, 1)
-                                          for m in ("Face2Face", "FaceSwap", "NeuralTextures"))]:
-            for frame in range(4):
-                rows.append({"video_id": f"ff:{method}/{vid}", "image_id": f"ff/{method}/{vid}/{frame}",
-                             "identities": ids, "label": label, "method": method, "status": "ok",
-                             "image_path": f"{method}/{vid}/{frame}.png", "split": split})
-    manifest = pd.DataFrame(rows)
-    sources = {"ff": {"adapter": "faceforensics", "splits": None}}
-    datasets = {name: {"source": "ff", "method": method, "role": role}
-                for name, method, role in [("F2F", "Face2Face", "train"), ("FS", "FaceSwap", "unseen"),
-                                           ("NT", "NeuralTextures", "unseen")]}
-    sizes = {"train": 8, "val": 4, "test": 4, "finetune_own": 4, "finetune_per_unseen": 4, "finetune_from": ["FS", "NT"],
-             "finetune_val_per_unseen": 2, "allow_short": True}
-    return {"ff": manifest}, sources, datasets, ["F2F"], sizes
+def test_pack_adds_datasets_and_leaves_the_other_arrays_as_they_were(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(paths[-1], rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    part = pd.DataFrame({"image_id": ["a", "b", "c"], "video_id": ["v1", "v1", "v2"], "identities": [""] * 3,
+                         "label": [0, 1, 1], "image_path": paths, "dataset": ["CELEB", "FS", "NT"]})
+    with_datasets, without = splits.pack(part), splits.pack(part.drop(columns="dataset"))
+    assert list(with_datasets["datasets"]) == ["CELEB", "FS", "NT"]
+    assert set(with_datasets) - set(without) == {"datasets"}
+    for key, array in without.items():
+        assert array.dtype == with_datasets[key].dtype and array.tobytes() == with_datasets[key].tobytes()
 
 
 # training ----------------------------------------------------------------------------------------------------
@@ -275,7 +278,8 @@ def test_dry_run_trains_the_adversarial_detectors(tmp_path):
     assert all("--init results/models/" in c and "/original.keras" in c for c in commands)
 
 
-if __name__ == "__main__":  # one backend's reversal case, as JSON (see _on_backend)
-    result = _reversal_case(**json.loads(sys.argv[1]))
+if __name__ == "__main__":  # this backend's reversal cases, as JSON (see _on_backend)
+    cases = {name: _reversal_case(**kwargs) for name, kwargs in CASES.items()}
     print(json.dumps({"backend": keras.backend.backend(),
-                      **{k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}}))
+                      **{name: {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in case.items()}
+                         for name, case in cases.items()}}))
