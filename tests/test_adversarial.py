@@ -220,6 +220,7 @@ def test_adversarial_fine_tune_keeps_the_plain_detector(init, tmp_path):
     assert not np.array_equal(best.get_layer("block1_conv").get_weights()[0], init.get_layer("block1_conv").get_weights()[0])
     assert list(history.columns) == [*T.HISTORY_COLUMNS, *T.DOMAIN_COLUMNS]
     assert history["domain_accuracy"].between(0, 1).all() and len(history) == 2
+    assert (history["domain_loss"] < history["loss"]).all()  # the domain head's own loss, not the sum
     assert card["strategy"] == "adversarial" and card["target_domain_images"] == 32
     assert card["adversarial"] == T.ADVERSARIAL_DEFAULTS
 
@@ -230,6 +231,7 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@pytest.mark.slow  # two fine-tunes, over 10 s
 def test_killed_adversarial_run_resumes_exactly(init, tmp_path, caplog):
     """The domain head, the optimizer and the reversal's step count come back: the same weights as a whole run."""
     whole, whole_history, _ = _fine_tune(tmp_path / "whole", init)
