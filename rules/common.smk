@@ -65,7 +65,7 @@ wildcard_constraints:
     source="|".join(SOURCES),
     dataset="|".join(map(re.escape, DATASETS)),
     part="|".join(TRAINSET_PARTS),
-    strategy="original|transfer|merge",
+    strategy="|".join(dict.fromkeys(["original", *STRATEGIES])),  # originals train whenever any strategy does
     trainset="|".join(map(re.escape, TRAINSETS)),
     arch="|".join(map(re.escape, ARCHS)),
     shard=r"\d+",
@@ -118,7 +118,7 @@ def detectors():
 
 
 def training_inputs(wildcards):
-    """Originals train on the training part; transfer and merge fine-tune a copy of the original."""
+    """Originals train on the training part; transfer, merge and adversarial fine-tune a copy of the original."""
     split = f"results/splits/{wildcards.trainset}"
     if wildcards.strategy == "original":
         return {"train": f"{split}/train.npz", "val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
@@ -153,6 +153,12 @@ def detector_options(arch, strategy, init=None):
     ]
     if init:
         opts.append(f"--init {init}")
+    if strategy == "adversarial":
+        adv = det["adversarial"]
+        opts.append(
+            f"--reversal-strength {adv['strength']} --reversal-schedule {adv['schedule']}"
+            f" --reversal-gamma {adv['gamma']} --domain-weight {adv['domain_weight']}"
+        )
     if strategy == "transfer" and arch in det["transfer_layers"]:
         opts.append("--trainable-layers " + ",".join(det["transfer_layers"][arch]))
     if det["weights"] and det["weights"] in registry.get(arch).weights:  # the backbones that publish them

@@ -155,7 +155,23 @@ DECISIONS = (
      lambda c: (f"{c['evaluation'].get('bootstrap', 1000)} video-bootstrap resamples give 95 % intervals "
                 "for every accuracy (an addition)") if c["evaluation"].get("bootstrap", 0) else None),
     ("labels", "real / fake", lambda c: "1 = fake, 0 = real throughout"),
+    ("adversarial strategy", "not in the study (three strategies: original, transfer, merge)",
+     lambda c: _adversarial(c["detectors"]) if "adversarial" in c["detectors"]["strategies"] else None),
 )
+
+
+def _adversarial(detectors: dict) -> str:
+    """What the adversarial strategy (beyond the study) does, and where it departs from seed paper 001."""
+    adv = {"strength": 1.0, "schedule": "dann", "gamma": 10.0, "domain_weight": 1.0, **detectors.get("adversarial", {})}
+    schedule = (f"lambda ramped to {adv['strength']:g} along DANN's schedule (gamma {adv['gamma']:g})"
+                if adv["schedule"] == "dann" else f"constant lambda {adv['strength']:g}")
+    return ("beyond the study, after seed paper 001 (domain-adaptation detector): the original detector is "
+            "fine-tuned (every layer, on the merge strategy's images) with a domain classifier, a copy of its "
+            "fake-classifier head behind a gradient reversal, telling the training set's images from FS/NT's; "
+            f"{schedule}, domain loss weight {adv['domain_weight']:g}. Unlike the paper, the FS/NT (target) "
+            "images keep their real/fake labels in the fake loss, the domain pair is the training set vs. the "
+            "fine-tuning sets (reals included), the paper's own lambda and schedule are not stated and are "
+            "DANN's, and the kept detector is the plain one (domain branch dropped)")
 
 
 def _trainsets_with(role: str, config: dict) -> list[str]:
