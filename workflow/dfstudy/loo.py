@@ -137,7 +137,9 @@ def heldout_parts(faces: pd.DataFrame, methods: list[str], heldout: str, sizes: 
             fakes.append(_draw(pool, k, seed, PART_SPLIT[part], method))
             if len(fakes[-1]) < k:
                 short.append(_short(heldout, part, f"{method} fake", k, len(pool)))
-        parts[part] = pd.concat([real, *fakes]).sort_values("image_id").reset_index(drop=True)[LOO_COLUMNS]
+        # dataset: the set the images were drawn for, as the study's parts record it (splits.PART_COLUMNS)
+        parts[part] = (pd.concat([real, *fakes]).assign(dataset=f"LOO-{heldout}").sort_values("image_id")
+                       .reset_index(drop=True)[LOO_COLUMNS])
     if short:
         raise ShortSplitError("leave-one-out parts fall short of their configured sizes:\n  " + "\n  ".join(short))
     return parts
