@@ -19,18 +19,21 @@ include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/comparison.smk"
 include: "rules/gradcam.smk"
 include: "rules/similarity.smk"
 include: "rules/figures_rq3.smk"
 include: "rules/faithfulness.smk"
 include: "rules/causal.smk"
 include: "rules/figures_rq4.smk"
+include: "rules/loo.smk"
 include: "rules/report.smk"
 
 
 localrules:
     all,
     audit_leakage,
+    audit_loo_splits,
     overlap_neurons,
     summarize_neurons,
     summarize_ssim,

@@ -65,7 +65,7 @@ wildcard_constraints:
     source="|".join(SOURCES),
     dataset="|".join(map(re.escape, DATASETS)),
     part="|".join(TRAINSET_PARTS),
-    strategy="original|transfer|merge",
+    strategy="|".join(dict.fromkeys(["original", *STRATEGIES])),  # originals train whenever any strategy does
     trainset="|".join(map(re.escape, TRAINSETS)),
     arch="|".join(map(re.escape, ARCHS)),
     shard=r"\d+",
@@ -102,11 +102,13 @@ def final_targets():
     return [
         "results/splits/audit.csv",
         "results/tables/findings.json",
+        "results/tables/comparison.json",
         "results/tables/findings_rq3.json",
         *rq3_figures(),
         "results/tables/findings_rq4.json",
         *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
         "results/report/study.html",
+        *(LOO_TABLES if LOO_ARCHS else []),
     ]
 
 
@@ -116,7 +118,7 @@ def detectors():
 
 
 def training_inputs(wildcards):
-    """Originals train on the training part; transfer and merge fine-tune a copy of the original."""
+    """Originals train on the training part; transfer, merge and adversarial fine-tune a copy of the original."""
     split = f"results/splits/{wildcards.trainset}"
     if wildcards.strategy == "original":
         return {"train": f"{split}/train.npz", "val": f"{split}/val.npz", "audit": "results/splits/audit.csv"}
@@ -131,32 +133,46 @@ def training_inputs(wildcards):
 
 
 def training_options(wildcards):
+    init = None
+    if wildcards.strategy != "original":
+        init = f"results/models/{wildcards.trainset}/{wildcards.arch}/original.keras"
+    return detector_options(wildcards.arch, wildcards.strategy, init)
+
+
+def detector_options(arch, strategy, init=None):
+    """dfstudy.train options of one architecture under one strategy (detectors.*), --init when given."""
     det = config["detectors"]
-    phase = "original" if wildcards.strategy == "original" else "finetune"
-    epochs = (det["epochs_per_architecture"] or {}).get(wildcards.arch, {}).get(phase, det["epochs"][phase])
+    phase = "original" if strategy == "original" else "finetune"
+    epochs = (det["epochs_per_architecture"] or {}).get(arch, {}).get(phase, det["epochs"][phase])
     opts = [
         f"--epochs {epochs}",
-        f"--lr {det['learning_rate'][wildcards.arch]}",
+        f"--lr {det['learning_rate'][arch]}",
         f"--batch-size {det['batch_size'][phase]}",
-        f"--loss {det['loss'].get(wildcards.arch, 'binary_crossentropy')}",
+        f"--loss {det['loss'].get(arch, 'binary_crossentropy')}",
         f"--seed {config['seed']}",
     ]
-    if wildcards.strategy != "original":
-        opts.append(f"--init results/models/{wildcards.trainset}/{wildcards.arch}/original.keras")
-    if wildcards.strategy == "transfer" and wildcards.arch in det["transfer_layers"]:
-        opts.append("--trainable-layers " + ",".join(det["transfer_layers"][wildcards.arch]))
-    if det["weights"] and det["weights"] in registry.get(wildcards.arch).weights:  # the backbones that publish them
+    if init:
+        opts.append(f"--init {init}")
+    if strategy == "adversarial":
+        adv = det["adversarial"]
+        opts.append(
+            f"--reversal-strength {adv['strength']} --reversal-schedule {adv['schedule']}"
+            f" --reversal-gamma {adv['gamma']} --domain-weight {adv['domain_weight']}"
+        )
+    if strategy == "transfer" and arch in det["transfer_layers"]:
+        opts.append("--trainable-layers " + ",".join(det["transfer_layers"][arch]))
+    if det["weights"] and det["weights"] in registry.get(arch).weights:  # the backbones that publish them
         opts.append(f"--weights {det['weights']}")
     if det["bn_momentum"] is not None:
         opts.append(f"--bn-momentum {det['bn_momentum']}")
     if det["patience"]:
         opts.append(f"--patience {det['patience']}")
     recalibrate = det["recalibrate_bn"]  # true, false, or the architectures that need it
-    if recalibrate is True or (isinstance(recalibrate, list) and wildcards.arch in recalibrate):
+    if recalibrate is True or (isinstance(recalibrate, list) and arch in recalibrate):
         opts.append("--recalibrate-bn")
     if det["mixed_precision"]:
         opts.append("--mixed-precision")
-    if wildcards.strategy == "original" and registry.get(wildcards.arch).pretrain:  # PixelAnomaly's pixel model
+    if strategy == "original" and registry.get(arch).pretrain:  # PixelAnomaly's pixel model, on the reals only
         anomaly = det["anomaly"]
         opts.append(
             f"--pretrain-epochs {anomaly['pixel_epochs']} --pretrain-lr {anomaly['pixel_learning_rate']}"
@@ -292,6 +308,7 @@ def report_jobs():
         "train_detector": [dict(trainset=t, arch=a, strategy=s) for t, a, s in trained_detectors()],
         "predict_detector": dets,
         "make_tables": [{}],
+        "compare_families": [{}],
         "explain_detector": dets,
         "compare_heatmaps": [
             dict(variant=v, trainset=t, arch=a, dataset=d)
@@ -314,3 +331,23 @@ def report_jobs():
 def benchmark_files(wildcards):
     """The benchmark file of every job upstream of the report, from each rule's own benchmark: pattern."""
     return [getattr(rules, name).benchmark.format(**w) for name, jobs in report_jobs().items() for w in jobs]
+
+
+# Leave-one-out over the FF++ methods (beyond the study; rules/loo.smk): off while loo.architectures is empty
+LOO = config["loo"]
+LOO_ARCHS = LOO["architectures"]
+LOO_TABLES = [f"results/tables/loo.{ext}" for ext in ("csv", "md", "json")]
+
+
+def loo_config():
+    return as_json({"loo": LOO, "seed": config["seed"]})
+
+
+def loo_training_options(wildcards):
+    """A leave-one-out detector trains as the study's originals of its architecture do."""
+    return detector_options(wildcards.arch, "original")
+
+
+def loo_predictions():
+    """HELDOUT/ARCH=folder pairs of every leave-one-out detector's predictions (dfstudy.loo table)."""
+    return {f"{h}/{a}": f"results/loo/predictions/{h}/{a}" for h in LOO["methods"] for a in LOO_ARCHS}

@@ -7,16 +7,20 @@ rule render_report:
     input:
         tables=[f"results/tables/table{n}{s}.csv" for n in (4, 5, 6, 7) for s in ("", "_vs_published")],
         cv_ap="results/tables/cv_ap.csv",
+        comparison=rules.compare_families.output.table,
+        loo=(["results/tables/loo.csv"] if config.get("loo", {}).get("architectures") else []),
         faithfulness=(["results/tables/rq3_faithfulness.csv"] if config["gradcam"]["faithfulness"]["images"] else []),
         findings=[
             "results/tables/findings.json",
             "results/tables/findings_rq3.json",
             "results/tables/findings_rq4.json",
+            rules.compare_families.output.summary,
             *(["results/tables/faithfulness.json"] if config["gradcam"]["faithfulness"]["images"] else []),
         ],
         figures=[
             *rq3_figures(),
             *(f"results/figures/fig5_{a}.png" for a in CAUSAL_ARCHS),
+            rules.compare_families.output.figure,
         ],
         manifests=list(face_manifests().values()),
         summary="results/splits/summary.csv",
@@ -74,6 +78,7 @@ rule render_report:
         study=STUDY_JSON,
     shell:
         "python -m dfstudy.report --config-json {params.cfg} --study {params.study} --tables {input.tables} {input.cv_ap} {input.faithfulness}"
+        " {input.comparison} {input.loo}"
         " --findings {input.findings} --figures {input.figures} --manifests {input.manifests}"
         " --split-summary {input.summary} --cards {input.cards} --benchmarks {input.benchmarks}"
         " --templates {input.templates} --html {output.html} --md {output.md} --sources-csv {output.sources}"

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from dfstudy import report as R
+from dfstudy import comparison
 from dfstudy import tables as T
 from dfstudy.study import PAPER
 
@@ -77,15 +78,19 @@ def make_tables(pred: Path, out: Path):
     files = sorted(map(str, pred.glob("*/*/*/*.parquet")))  # the files write_predictions wrote
     T.main(["--predictions", *files, "--reference", str(REF), "--out-dir", str(out), "--n-boot", "10",
             "--seed", "3", "--log-level", "WARNING"])
+    # the comparison of approaches (beyond the study) from the same predictions, as rules/comparison.smk runs it
+    comparison.main(["--predictions", *files, "--csv", str(out / "comparison.csv"), "--json",
+                     str(out / "comparison.json"), "--figure", str(out.parent / "figures" / "comparison.png"),
+                     "--n-boot", "10", "--seed", "3", "--log-level", "WARNING"])
 
 
 def table_files(folder: Path) -> list[str]:
     return [*(str(folder / f"{n}{s}.csv") for n in R.TABLES for s in ("", "_vs_published")), str(folder / "cv_ap.csv"),
-            str(folder / "rq3_faithfulness.csv")]
+            str(folder / "rq3_faithfulness.csv"), str(folder / "comparison.csv")]
 
 
 def findings_files(folder: Path) -> list[str]:
-    return [str(folder / f"{s}.json") for s in ("findings", "findings_rq3", "findings_rq4", "faithfulness")]
+    return [str(folder / f"{s}.json") for s in ("findings", "findings_rq3", "findings_rq4", "faithfulness", "comparison")]
 
 
 def write_png(path: Path, colour):
@@ -124,6 +129,7 @@ def tree(tmp_path_factory):
                                            "fig_faithfulness.png", f"fig5_{ARCH}.png")]
     for i, f in enumerate(figs):
         write_png(f, (40 * i, 100, 200))
+    figs.append(res / "figures" / "comparison.png")  # drawn by make_tables' comparison
 
     cards = []
     for trainset in TRAINSETS:
@@ -223,7 +229,9 @@ def test_report_has_every_table_figure_and_finding(tree):
     # setup tables (sources, datasets, detectors, benchmarks) + Tables IV-VII + CV of AP + deviations:
     # every one has a header and at least one data row
     assert len(p.tables) >= 10 and all(n >= 2 for n in p.tables)
-    assert len(p.imgs) == 6
+    assert len(p.imgs) == 7  # Figures 2 (x2), 3 (x2), the deletion test, Figure 5, the comparison
+    comparison_sentence = json.loads((tree["root"] / "tables" / "comparison.json").read_text())["sentence"]
+    assert H.escape(comparison_sentence) in html_text and comparison_sentence in md
     for img in p.imgs:
         head, data = img["src"].split(",", 1)
         assert head == "data:image/png;base64"

@@ -42,6 +42,7 @@ def check_config(config: dict) -> None:
         if name not in datasets:
             raise ConfigError(f"splits.finetune_from: unknown dataset '{name}'")
     check_architectures(config)
+    check_loo(config)
     for key in ("train", "val", "test"):
         if config["splits"][key] % 2:
             raise ConfigError(f"splits.{key}: {config['splits'][key]} is odd; parts are balanced real/fake")
@@ -89,6 +90,32 @@ def check_architectures(config: dict) -> None:
             with_layer = [a for a in known if registry.get(a).causal_layer is not None]
             raise ConfigError(f"causal.architectures: '{arch}' has no causal analysis layer (architectures "
                               f"with one: {', '.join(with_layer)})")
+
+
+def check_loo(config: dict) -> None:
+    """The leave-one-out block (beyond the study) names an FF++-style source, methods of it, and registered
+    architectures with a learning rate."""
+    from dfstudy.datasets import ADAPTER_METHODS
+    from dfstudy.models import registry
+
+    loo = config["loo"]
+    if not loo["architectures"]:
+        return
+    source = config["sources"].get(loo["source"])
+    if source is None or source["adapter"] != "faceforensics":
+        raise ConfigError(f"loo.source: '{loo['source']}' must be a source with the faceforensics adapter "
+                          "(the protocol needs its official train/val/test videos)")
+    for method in loo["methods"]:
+        if method not in ADAPTER_METHODS["faceforensics"]:
+            raise ConfigError(f"loo.methods: '{method}' is not a FaceForensics++ method "
+                              f"({', '.join(ADAPTER_METHODS['faceforensics'])})")
+    for arch in loo["architectures"]:
+        if arch not in registry.names():
+            raise ConfigError(f"loo.architectures: unknown architecture '{arch}' (registered: "
+                              f"{', '.join(registry.names())})")
+        if arch not in config["detectors"]["learning_rate"]:
+            raise ConfigError(f"detectors.learning_rate: no learning rate for architecture '{arch}' "
+                              "(loo.architectures)")
 
 
 def rendered_by_workflow(config: dict, path) -> bool:

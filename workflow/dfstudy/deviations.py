@@ -171,6 +171,23 @@ def _anomaly(config: dict) -> dict:
     """The detectors.anomaly section with the schema's defaults (a partial config may lack it)."""
     return {"pixel_epochs": 5, "pixel_learning_rate": 0.0001, "pixel_batch_size": 16,
             **config["detectors"].get("anomaly", {})}
+    ("adversarial strategy", "not in the study (three strategies: original, transfer, merge)",
+     lambda c: _adversarial(c["detectors"]) if "adversarial" in c["detectors"]["strategies"] else None),
+)
+
+
+def _adversarial(detectors: dict) -> str:
+    """What the adversarial strategy (beyond the study) does, and where it departs from seed paper 001."""
+    adv = {"strength": 1.0, "schedule": "dann", "gamma": 10.0, "domain_weight": 1.0, **detectors.get("adversarial", {})}
+    schedule = (f"lambda ramped to {adv['strength']:g} along DANN's schedule (gamma {adv['gamma']:g})"
+                if adv["schedule"] == "dann" else f"constant lambda {adv['strength']:g}")
+    return ("beyond the study, after seed paper 001 (domain-adaptation detector): the original detector is "
+            "fine-tuned (every layer, on the merge strategy's images) with a domain classifier, a copy of its "
+            "fake-classifier head behind a gradient reversal, telling the training set's images from FS/NT's; "
+            f"{schedule}, domain loss weight {adv['domain_weight']:g}. Unlike the paper, the FS/NT (target) "
+            "images keep their real/fake labels in the fake loss, the domain pair is the training set vs. the "
+            "fine-tuning sets (reals included), the paper's own lambda and schedule are not stated and are "
+            "DANN's, and the kept detector is the plain one (domain branch dropped)")
 
 
 def _trainsets_with(role: str, config: dict) -> list[str]:

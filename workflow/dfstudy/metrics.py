@@ -224,12 +224,29 @@ def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+def _weighted_ap(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average precision (scikit-learn's step sum, no interpolation) for each row of weights ``w``
+    (n_boot, n), vectorised like :func:`_weighted_auc`; NaN where a row lacks either class."""
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted, w_sorted = s[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+    pos = np.add.reduceat(w_sorted * y_sorted, starts, axis=1)
+    neg = np.add.reduceat(w_sorted * (1 - y_sorted), starts, axis=1)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    total_pos, total_neg = tp[:, -1], fp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a score group with no weight adds no recall, so its (undefined) precision never counts
+        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 0.0)
+        ap = (pos * precision).sum(axis=1) / total_pos
+    return np.where((total_pos > 0) & (total_neg > 0), ap, np.nan)
+
+
 _NAMED = ("accuracy", "auc", "ap", "eer", "video_accuracy")
 
 
 def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: int,
                  by: str | None = "video_id", level: float = 0.95, threshold: float = 0.5,
-                 stratify: bool = True) -> dict:
+                 stratify: bool = True, replicates: bool = False) -> dict:
     """Percentile bootstrap interval of a metric, resampling videos (default) or frames.
 
     Parameters
@@ -238,9 +255,9 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
         Columns ``label, score`` and, when ``by`` is set, the grouping column (``video_id``).
     metric : str or callable
         ``"accuracy"`` (percent), ``"auc"``, ``"ap"``, ``"eer"``, ``"video_accuracy"`` (percent, mean
-        frame score per video), or ``f(labels, scores) -> float``. Accuracy and AUC are fully
-        vectorised; the others recompute with scikit-learn once per replicate (``ap``/``eer`` through
-        ``sample_weight``, callables on the explicitly resampled rows).
+        frame score per video), or ``f(labels, scores) -> float``. Accuracy, AUC and AP are fully
+        vectorised; the others recompute once per replicate (``eer`` through ``sample_weight``, callables
+        on the explicitly resampled rows).
     n_boot : int
         Number of bootstrap replicates.
     seed : int
@@ -255,6 +272,11 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
     stratify : bool
         Resample within each label (test sets are balanced by design). With ``by`` set, every group must
         hold one label only.
+    replicates : bool
+        Also return the replicates (``"replicates"``, length ``n_boot``, NaN where undefined). The resample
+        depends only on the seed, ``n_boot`` and the sorted units, so two calls with one seed on the same
+        videos draw the same videos: their replicates are paired and may be combined
+        (``dfstudy.comparison`` averages them over test sets).
 
     Returns
     -------
@@ -289,6 +311,8 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
     estimate = _point(metric, y, s, df, threshold)
     result = dict(estimate=estimate, low=math.nan, high=math.nan, half_width=math.nan, level=level,
                   n_boot=int(n_boot), n_valid=0, by=by or "frame", n_units=n_units)
+    if replicates:
+        result["replicates"] = np.full(max(int(n_boot), 0), np.nan)
     if n_units == 0 or n_boot <= 0 or not np.isfinite(s).all():
         return result
 
@@ -307,6 +331,8 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
         w = counts[:, unit].astype(np.float64)                        # (n_boot, n_frames)
         if metric == "auc":
             reps = _weighted_auc(y, s, w)
+        elif metric == "ap":
+            reps = _weighted_ap(y, s, w)
         else:
             reps = np.full(n_boot, np.nan)
             for b in range(n_boot):
@@ -317,12 +343,12 @@ def bootstrap_ci(df: pd.DataFrame, metric: str | Callable, n_boot: int, seed: in
                     reps[b] = metric(y[idx], s[idx])
                 elif yb.min() == yb.max():
                     continue
-                elif metric == "ap":
-                    reps[b] = average_precision_score(yb, sb, sample_weight=wb)
                 else:  # eer
                     reps[b] = equal_error_rate(yb, sb, sample_weight=wb)[0]
 
     reps = np.asarray(reps, dtype=np.float64)
+    if replicates:
+        result["replicates"] = reps
     valid = reps[np.isfinite(reps)]
     result["n_valid"] = int(valid.size)
     if valid.size:

@@ -327,6 +327,9 @@ def versus_summary(versus: pd.DataFrame | None) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 FIGURE_PATTERNS = (
+    (re.compile(r"^comparison\.png$"), "C", "Beyond the study: detector families ranked by mean unseen accuracy",
+     "beyond", "Best on top: mean accuracy on the unseen sets {unseen} with its 95 % video-bootstrap interval, "
+     "coloured by approach; grey crosses: accuracy on the detectors' own test sets."),
     (re.compile(r"fig2_heatmaps_(?P<label>[^_]+)_(?P<variant>.+)\.png$"), "2",
      "Figure 2 ({label}, {variant}): example Grad-CAM maps", "RQ3",
      "One face per test set (top row) and the {variant} Grad-CAM map of every {label}-trained detector on "
@@ -409,6 +412,9 @@ class ReportData:
     cv_ap: pd.DataFrame = field(default_factory=pd.DataFrame)
     faithfulness: pd.DataFrame = field(default_factory=pd.DataFrame)  # rq3_faithfulness.csv
     faithfulness_summary: dict = field(default_factory=dict)  # faithfulness.json
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)  # comparison.csv (beyond the study)
+    comparison_summary: dict = field(default_factory=dict)  # comparison.json: the sentence
+    loo: pd.DataFrame = field(default_factory=pd.DataFrame)  # loo.csv: leave-one-out (beyond the study)
     env: dict = field(default_factory=dict)
 
 
@@ -474,8 +480,9 @@ def _columns(df: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 TEXT_COLUMNS = {"source", "dataset", "role", "method", "disjoint", *SPLIT_PARTS, "detector", "architecture",
-                "trainset", "train_set", "strategy", "variant", "rule", "kind", "config", "ratio"}
-WRAP_COLUMNS = {"skip_reasons", "aspect", "study", "here"}  # long text, wrapped in HTML
+                "trainset", "train_set", "strategy", "variant", "rule", "kind", "config", "ratio", "family",
+                "trainsets", "heldout"}
+WRAP_COLUMNS = {"skip_reasons", "aspect", "study", "here", "approach"}  # long text, wrapped in HTML
 OUTSIDE_TITLE = "published value outside our 95 % video-bootstrap interval"
 TITLE = "How generalisable are deepfake detectors? — reproduction report"
 
@@ -527,6 +534,43 @@ def _setup_kv(d: ReportData) -> list[tuple[str, str]]:
         ("detectors", f"{len(d.detectors)} trained, {_fmt(total / 3600 if np.isfinite(total) else np.nan)} h "
                       f"training in total ({_fmt(total)} s)"),
     ]
+
+
+def with_intervals(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Each column ``x`` that has ``x_lo`` and ``x_hi`` beside it as one text column ``x [lo, hi]``; the
+    other columns as they are (the comparison and leave-one-out tables, whatever columns they hold)."""
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        if c.endswith(("_lo", "_hi")) and c[:-3] in df.columns:
+            continue
+        if f"{c}_lo" in df.columns and f"{c}_hi" in df.columns:
+            out[f"{c} ({100 * level:g} % CI)"] = [f"{_fmt(v, c)} [{_fmt(lo, c)}, {_fmt(hi, c)}]"
+                                                  for v, lo, hi in zip(df[c], df[f"{c}_lo"], df[f"{c}_hi"])]
+        else:
+            out[c] = df[c]
+    return out
+
+
+def _beyond_the_study(d: ReportData) -> list:
+    """The comparison of approaches (table, figure, sentence) and, when given, the leave-one-out table."""
+    blocks = [Heading(2, "Beyond the study: comparison of approaches", "comparison", "Comparison"),
+              Paragraph(("Not part of the study: every detector family (an architecture under one strategy, pooled "
+                         "over the training sets) ranked by mean accuracy on the unseen sets, with 95 % "
+                         "video-bootstrap intervals; ", i("approach"), " names the study or the extension a family "
+                         "comes from. Video AUC scores a video by the share of its frames called fake (vote) or by "
+                         "its mean frame score (mean); CoV AP is the coefficient of variation of AP across the "
+                         "unseen sets."))]
+    if d.comparison_summary.get("sentence"):
+        blocks.append(Paragraph((b(d.comparison_summary["sentence"]),)))
+    blocks += [Figure(f["number"], f["title"], f["caption"], f.get("data_uri", ""), f.get("link", f["path"]))
+               for f in d.figures if f["rq"] == "beyond"]
+    shown = d.comparison.drop(columns=["architecture", "strategy", "n_unseen"], errors="ignore")
+    blocks.append(_table(with_intervals(shown)) if len(shown) else Paragraph((i("not computed"),)))
+    if len(d.loo):
+        blocks += [Heading(3, "Beyond the study: leave one method out"),
+                   Paragraph("Each row: detectors trained without one fake method (held out) and tested on it."),
+                   _table(with_intervals(d.loo))]
+    return blocks
 
 
 def _table(df: pd.DataFrame) -> Table | Paragraph:
@@ -644,6 +688,8 @@ def study_document(d: ReportData) -> Document:
             add(Heading(3, "Beyond the study: Grad-CAM deletion test"))
             add(_table(d.faithfulness))
 
+    doc.blocks.extend(_beyond_the_study(d))
+
     dev = deviations(d.config, d.splits)
     add(Heading(2, "Deviations from the study's protocol", "deviations", "Deviations"))
     add(Paragraph(("Computed from the resolved configuration and the sizes the splits achieved: ", b("data"),
@@ -701,7 +747,7 @@ def load(args) -> ReportData:
             log.warning("no %s.csv given: the report says 'not computed'", n)
     found = _by_stem(args.findings)
     findings = {k: json.loads(found[k].read_text()) if k in found else {}
-                for k in ("findings", "findings_rq3", "findings_rq4", "faithfulness")}
+                for k in ("findings", "findings_rq3", "findings_rq4", "faithfulness", "comparison")}
     manifests = {Path(p).parent.name: pd.read_parquet(p, columns=["video_id", "label", "method", "frame",
                                                                    "status", "reason"])
                  for p in args.manifests}
@@ -720,7 +766,10 @@ def load(args) -> ReportData:
         benchmarks=benchmark_summary(args.benchmarks),
         cv_ap=pd.read_csv(files["cv_ap"]) if "cv_ap" in files else pd.DataFrame(),
         faithfulness=pd.read_csv(files["rq3_faithfulness"]) if "rq3_faithfulness" in files else pd.DataFrame(),
-        faithfulness_summary=findings["faithfulness"], env=environment())
+        faithfulness_summary=findings["faithfulness"],
+        comparison=pd.read_csv(files["comparison"]) if "comparison" in files else pd.DataFrame(),
+        comparison_summary=findings["comparison"],
+        loo=pd.read_csv(files["loo"]) if "loo" in files else pd.DataFrame(), env=environment())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -729,9 +778,10 @@ def _parser() -> argparse.ArgumentParser:
                    "and the source of the deviations)")
     add_study_argument(p)
     p.add_argument("--tables", nargs="*", default=[], help="dfstudy.tables outputs, recognised by name: "
-                   "table{4..7}.csv, table{4..7}_vs_published.csv, cv_ap.csv; rq3_faithfulness.csv")
-    p.add_argument("--findings", nargs="*", default=[], help="findings.json, findings_rq3.json, findings_rq4.json, faithfulness.json")
-    p.add_argument("--figures", nargs="*", default=[], help="fig2_heatmaps_*_*.png, fig3_ssim_*.png, fig_faithfulness.png, fig5_*.png")
+                   "table{4..7}.csv, table{4..7}_vs_published.csv, cv_ap.csv; rq3_faithfulness.csv; beyond the study: "
+                   "comparison.csv, loo.csv")
+    p.add_argument("--findings", nargs="*", default=[], help="findings.json, findings_rq3.json, findings_rq4.json, faithfulness.json, comparison.json")
+    p.add_argument("--figures", nargs="*", default=[], help="fig2_heatmaps_*_*.png, fig3_ssim_*.png, fig_faithfulness.png, fig5_*.png, comparison.png")
     p.add_argument("--manifests", nargs="*", default=[], help="results/faces/{source}/manifest.parquet")
     p.add_argument("--split-summary", default=None, help="results/splits/summary.csv")
     p.add_argument("--cards", nargs="*", default=[], help="model cards results/models/*/*/*.json")

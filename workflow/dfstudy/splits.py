@@ -46,7 +46,8 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PART_COLUMNS = ["image_id", "video_id", "identities", "label", "image_path"]
+# dataset: the set an image was drawn for (a trainset's finetune part mixes its own and FS/NT images)
+PART_COLUMNS = ["image_id", "video_id", "identities", "label", "image_path", "dataset"]
 DEFAULT_NAMESPACES = {"faceforensics": "ffpp", "dfd": "dfd", "celebdf": "celebdf", "folder": ""}
 LEVELS = ("image", "video", "identity")  # what a test set shares with no training image, weakest first
 TRAINSET_PARTS = ("train", "val", "test", "finetune", "finetune_val")
@@ -219,7 +220,7 @@ class _Draws:
         pool = pool[~pool["image_id"].isin(exclude)] if len(exclude) else pool
         of = of or dataset
         key = (dataset, part) if of == dataset else (dataset, part, of)
-        chosen = sample_balanced(pool, n, _rng(self.seed, *key))
+        chosen = sample_balanced(pool, n, _rng(self.seed, *key)).assign(dataset=of)
         self.rows.append({"dataset": dataset, "part": part, "from": of, "requested": n, "actual": len(chosen),
                           "real_pool": int((pool["label"] == 0).sum()), "fake_pool": int((pool["label"] == 1).sum()),
                           "size_key": size_key, "supply_key": supply_key})
@@ -466,6 +467,8 @@ def pack(part: pd.DataFrame) -> dict[str, np.ndarray]:
         "labels": part["label"].to_numpy(np.uint8),
         "image_ids": part["image_id"].to_numpy(str),
         "video_ids": part["video_id"].to_numpy(str),
+        # which set each image was drawn for (adversarial fine-tuning's domains); absent in older part CSVs
+        **({"datasets": part["dataset"].to_numpy(str)} if "dataset" in part else {}),
     }
 
 

@@ -16,10 +16,12 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["STRATEGIES", "PAPER_TABLE_ORDER", "Study", "PAPER", "add_argument"]
+__all__ = ["STRATEGIES", "STRATEGY_REFERENCES", "PAPER_TABLE_ORDER", "Study", "PAPER", "add_argument"]
 
 # The study's augmentation strategies, in the order of their study numbers.
 STRATEGIES = ("original", "transfer", "merge")
+# Strategies beyond the study's three: where each comes from, as the comparison of approaches names it.
+STRATEGY_REFERENCES = {"adversarial": "domain-adversarial fine-tuning (seed 001)"}
 # The paper's Table IV lists architectures in this order; others follow in config order.
 PAPER_TABLE_ORDER = ("XceptionNet", "MesoInception", "MesoNet", "EfficientNet", "ShallowNet")
 # Dataset roles (config.datasets.<name>.role)

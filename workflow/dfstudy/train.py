@@ -1,4 +1,5 @@
-"""Train one detector: an architecture, a training set and a strategy (original, transfer or merge).
+"""Train one detector: an architecture, a training set and a strategy (original, transfer or merge; or
+adversarial, beyond the study: ``dfstudy.adversarial``).
 
 Adam (beta 0.9/0.999) on binary cross-entropy or mean squared error, one epoch per ``fit`` call over the in-memory uint8 split
 arrays; the best epoch by validation accuracy is kept, not the last. A killed job rerun with the same
@@ -29,11 +30,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from dfstudy import adversarial as dann
 from dfstudy import device, models
 from dfstudy.models import registry
 
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
-STRATEGIES = ("original", "transfer", "merge")
+STRATEGIES = ("original", "transfer", "merge", "adversarial")  # the study's three, then one beyond it
+DOMAIN_COLUMNS = ["domain_loss", "domain_accuracy"]  # adversarial: the domain classifier, per epoch
+# adversarial fine-tuning: DANN's reversal schedule and an equal-weight domain loss (paper 001 states none)
+ADVERSARIAL_DEFAULTS = {"strength": 1.0, "schedule": "dann", "gamma": 10.0, "domain_weight": 1.0}
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 BACKUP_EVERY_S = 60  # a kill costs at most this much training, plus the epoch under way
 
@@ -166,7 +171,7 @@ def _start_from(model, init_model, strategy, trainable_layers):
     if strategy == "transfer":
         return freeze_all_but(model, trainable_layers or models.transfer_layers(models.architecture_of(model)))
     if trainable_layers:
-        raise ValueError("strategy 'merge' trains every layer: pass no trainable_layers")
+        raise ValueError(f"strategy {strategy!r} trains every layer: pass no trainable_layers")
     return model
 
 
@@ -260,6 +265,7 @@ def train_detector(
     loss="binary_crossentropy",
     patience=None,
     backup_every=BACKUP_EVERY_S,
+    adversarial=None,
     pretrain=None,
 ):
     """Train `model` under `strategy` and return its best epoch by validation accuracy.
@@ -270,7 +276,9 @@ def train_detector(
         Freshly built by ``dfstudy.models.build`` (build it after ``keras.utils.set_random_seed(seed)``
         for a reproducible initialisation).
     train, val : dict
-        ``images`` uint8 (N, S, S, 3) and ``labels`` (N,), 1 = fake, as in the split ``.npz`` files.
+        ``images`` uint8 (N, S, S, 3) and ``labels`` (N,), 1 = fake, as in the split ``.npz`` files; for
+        the adversarial strategy `train` also holds ``domains`` (N,): 0 = the training set's own image,
+        1 = a fine-tuning set's (:func:`dfstudy.adversarial.domain_labels`).
     epochs : int
         Total epochs, counting those done before a resume.
     learning_rate : float
@@ -282,9 +290,11 @@ def train_detector(
         state to resume from; removed when training completes). Rerunning with the same arguments after
         a kill resumes after the last finished epoch; a backup from different arguments or data is
         discarded.
-    strategy : {"original", "transfer", "merge"}
+    strategy : {"original", "transfer", "merge", "adversarial"}
         original: from scratch. transfer: start from `init_model`'s weights with every layer frozen except
-        `trainable_layers`. merge: start from `init_model`'s weights, every layer trainable.
+        `trainable_layers`. merge: start from `init_model`'s weights, every layer trainable. adversarial
+        (beyond the study): as merge, with a domain classifier behind a gradient reversal trained
+        alongside (:mod:`dfstudy.adversarial`); the returned model is the plain detector.
     trainable_layers : sequence of str, optional
         For transfer; defaults to the architecture's TRANSFER_LAYERS.
     init_model : keras.Model, optional
@@ -312,6 +322,11 @@ def train_detector(
         Seconds of training between two backups (0: after every epoch). An XceptionNet backup is ~250 MB;
         after short epochs (the demo's) rewriting it every epoch costs a tenth of the training. A killed
         run resumes from its last backup and recomputes the epochs after it, to the same result.
+    adversarial : dict, optional
+        For the adversarial strategy, any of :data:`ADVERSARIAL_DEFAULTS`' keys: ``strength`` (lambda, or
+        its final value under a schedule), ``schedule`` ("dann": DANN's ramp from 0 over the whole
+        fine-tune; "constant"), ``gamma`` (the ramp's steepness) and ``domain_weight`` (the domain loss'
+        weight next to the fake loss, 1).
     pretrain : dict, optional
         ``epochs``, ``learning_rate`` and ``batch_size`` of the architecture's pretraining hook (the
         registry's ``pretrain``, e.g. PixelAnomaly's pixel model on the real training images), run for
@@ -344,6 +359,7 @@ def train_detector(
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
+    settings = {**ADVERSARIAL_DEFAULTS, **(adversarial or {})} if strategy == "adversarial" else None
     fingerprints = {"train": fingerprint(train["images"]), "val": fingerprint(val["images"])}
     init_weights = [] if init_model is None else init_model.weights
     run_key = {  # a backup from a run that differs in any of these is not resumed
@@ -359,20 +375,29 @@ def train_detector(
         "patience": patience,
         "data": fingerprints,
         "init": [fingerprint(keras.ops.convert_to_numpy(w)) for w in init_weights],
-        "pretrain": pretrain if hook is not None else None,
     }
+    if settings:  # only here, so the other strategies' backups keep their keys
+        run_key |= {"adversarial": settings, "domains": fingerprint(np.asarray(train["domains"], "float32"))}
+    if hook is not None:  # likewise
+        run_key["pretrain"] = pretrain
+    columns = HISTORY_COLUMNS + (DOMAIN_COLUMNS if settings else [])
     checkpoint = _Checkpoint(workdir / "backup", run_key)
     pretrained = None
-    if hook is not None:
+    if hook is not None:  # before compiling: the hook trains layers that stay frozen from then on
         pretrained = _pretrain(model, hook, train, seed, pretrain, workdir / "pretrain.json", checkpoint, log)
     # dropout's seeds were drawn when the model was built; this covers any other draw during training
     keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999),
-        loss=loss,
-        metrics=["accuracy"],
-    )
-    rows = checkpoint.load(model)
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=0.9, beta_2=0.999)
+    if settings:
+        ramp = dann.ramp_steps(len(train["images"]), batch_size, epochs) if settings["schedule"] == "dann" else None
+        fit_model = dann.with_domain_branch(model, settings["strength"], ramp, settings["gamma"])
+        fit_model.compile(optimizer=optimizer, loss=[loss, "binary_crossentropy"],
+                          loss_weights=[1.0, settings["domain_weight"]], metrics=[["accuracy"], ["accuracy"]])
+        model.compile(loss=loss, metrics=["accuracy"])  # validation only: the two-headed model trains it
+    else:
+        fit_model = model
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    rows = checkpoint.load(fit_model)
     if rows:
         log.info("resuming from epoch %d (%d of %d epochs done)", len(rows) + 1, len(rows), epochs)
     best_path = workdir / "best.keras"
@@ -386,10 +411,14 @@ def train_detector(
         stop = _why_stop(rows, patience)
         if stop:
             break
-        batches = Batches(train["images"], train["labels"], batch_size, epoch_order(n_train, seed, epoch))
+        order = epoch_order(n_train, seed, epoch)
+        if settings:
+            batches = dann.DomainBatches(train["images"], train["labels"], train["domains"], batch_size, order)
+        else:
+            batches = Batches(train["images"], train["labels"], batch_size, order)
         progress = _BatchProgress(len(batches), f"epoch {epoch + 1}/{epochs}")
         start = time.perf_counter()
-        fitted = model.fit(
+        fitted = fit_model.fit(
             batches,
             initial_epoch=epoch,
             epochs=epoch + 1,
@@ -401,23 +430,27 @@ def train_detector(
             recalibrate_batchnorm(model, train["images"])
         # validated here, not by fit: fit validates before any epoch-end hook could recalibrate
         scores = model.evaluate(val_batches, verbose=0, return_dict=True)
-        row = {"loss": fitted.history["loss"][-1], "accuracy": fitted.history["accuracy"][-1],
+        row = {"loss": fitted.history["loss"][-1], "accuracy": _last(fitted.history, "accuracy", "fake_prob"),
                "val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
         row = {k: float(v) for k, v in row.items()}
         if row["val_accuracy"] > best_val:
             best_val = row["val_accuracy"]
             model.save(best_path)
         rows.append({"epoch": epoch + 1, **row, "seconds": time.perf_counter() - start})
+        if settings:  # loss above is the sum of both heads' losses; the domain head's own, for the record
+            rows[-1] |= {"domain_loss": _last(fitted.history, "loss", dann.DOMAIN_OUTPUT),
+                         "domain_accuracy": _last(fitted.history, "accuracy", dann.DOMAIN_OUTPUT)}
         another = epoch + 1 < epochs and not _why_stop(rows, patience)  # a last epoch's backup is never read
         if another and time.perf_counter() - backed_up >= backup_every:
-            checkpoint.save(model, rows)
+            checkpoint.save(fit_model, rows)
             backed_up = time.perf_counter()
-        pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(workdir / "history.csv", index=False)  # to watch
+        pd.DataFrame(rows, columns=columns).to_csv(workdir / "history.csv", index=False)  # to watch
         log.info(
-            "epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.1f s)",
+            "epoch %d/%d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f (%.1f s)%s",
             epoch + 1, epochs, *row.values(), rows[-1]["seconds"],
+            f" domain acc {rows[-1]['domain_accuracy']:.4f}" if settings else "",
         )
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    history = pd.DataFrame(rows, columns=columns)
     if stop:
         log.info("stopped after epoch %d of %d: %s", len(rows), epochs, stop)
     if not best_path.exists():
@@ -454,6 +487,7 @@ def train_detector(
         "recalibrate_bn": bool(recalibrate_bn),
         "loss": loss,
         "image_size": int(train["images"].shape[1]),
+        **({"adversarial": settings, "target_domain_images": int(np.sum(train["domains"]))} if settings else {}),
     }
     checkpoint.clear()  # finished: a rerun should train afresh, not "resume" a completed run
     return best_model, history, card
@@ -491,10 +525,20 @@ def _why_stop(rows, patience):
     return None
 
 
+def _last(history, metric, output):
+    """The last epoch's `metric` from a ``fit`` history: Keras names an output's own metric after it when
+    a model has several outputs (``fake_prob_accuracy``), and plainly when it has one."""
+    return history[f"{output}_{metric}" if f"{output}_{metric}" in history else metric][-1]
+
+
 def load_split(path):
-    """The ``images`` and ``labels`` arrays of a split ``.npz`` file."""
+    """The ``images`` and ``labels`` arrays of a split ``.npz`` file, and ``datasets`` (the set each image
+    was drawn for) where the file has it."""
     with np.load(path) as split:
-        return {"images": split["images"], "labels": split["labels"]}
+        arrays = {"images": split["images"], "labels": split["labels"]}
+        if "datasets" in split.files:
+            arrays["datasets"] = split["datasets"]
+        return arrays
 
 
 def parse_args(argv=None):
@@ -519,6 +563,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="CPU threads (TensorFlow backend)")
     p.add_argument("--init", type=Path, help="trained original detector (.keras) for transfer / merge; read only")
     p.add_argument("--trainable-layers", help="comma-separated layers trained under transfer")
+    p.add_argument("--reversal-strength", type=float, default=ADVERSARIAL_DEFAULTS["strength"],
+                   help="adversarial: gradient reversal lambda (its final value under --reversal-schedule dann)")
+    p.add_argument("--reversal-schedule", choices=["dann", "constant"], default=ADVERSARIAL_DEFAULTS["schedule"],
+                   help="adversarial: ramp lambda up as DANN does, or hold it constant")
+    p.add_argument("--reversal-gamma", type=float, default=ADVERSARIAL_DEFAULTS["gamma"],
+                   help="adversarial: steepness of DANN's ramp")
+    p.add_argument("--domain-weight", type=float, default=ADVERSARIAL_DEFAULTS["domain_weight"],
+                   help="adversarial: weight of the domain loss next to the fake loss")
     p.add_argument("--pretrain-epochs", type=int, help="epochs of the architecture's pretraining (PixelAnomaly)")
     p.add_argument("--pretrain-lr", type=float, default=1e-3, help="learning rate of the pretraining")
     p.add_argument("--pretrain-batch-size", type=int, default=16, help="batch size of the pretraining")
@@ -559,11 +611,20 @@ def main(argv=None):
     # after build: the architecture's module has registered its custom layers with Keras
     init_model = keras.saving.load_model(args.init, compile=False) if args.init else None
     trainable = args.trainable_layers.split(",") if args.trainable_layers else None
+    settings = None
+    if args.strategy == "adversarial":
+        if "datasets" not in train:
+            sys.exit(f"{args.train} has no datasets array (packed before it existed): rerun make_splits and pack_split")
+        train["domains"] = dann.domain_labels(train["datasets"], args.trainset)
+        settings = {"strength": args.reversal_strength, "schedule": args.reversal_schedule,
+                    "gamma": args.reversal_gamma, "domain_weight": args.domain_weight}
+        LOG.info("domains: %d images of %s, %d of the fine-tuning sets", int((train["domains"] == 0).sum()),
+                 args.trainset, int(train["domains"].sum()))
     best, history, card = train_detector(
         model, train, val, args.epochs, args.lr, args.batch_size, args.seed, args.workdir,
         strategy=args.strategy, trainable_layers=trainable, init_model=init_model, trainset=args.trainset,
         bn_momentum=args.bn_momentum, recalibrate_bn=args.recalibrate_bn, loss=args.loss,
-        patience=args.patience, backup_every=args.backup_every,
+        patience=args.patience, backup_every=args.backup_every, adversarial=settings,
         pretrain=args.pretrain_epochs and {"epochs": args.pretrain_epochs, "learning_rate": args.pretrain_lr,
                                            "batch_size": args.pretrain_batch_size},
     )

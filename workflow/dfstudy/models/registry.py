@@ -51,6 +51,9 @@ class Architecture:
         The layers that train under the transfer strategy (the study: the last two function layers).
     weights : tuple of str
         Published initialisations the builder accepts besides None (``("imagenet",)``).
+    reference : str or None
+        Where an architecture beyond the study comes from, as tables and the report name its approach
+        (a short label and the seed paper); None for the study's own five.
     frozen_layers : tuple of str
         Layers that never train on the detector's data under any strategy, merge included (a density
         model of real faces that must never see a fake); ``pretrain`` fits them first.
@@ -67,6 +70,7 @@ class Architecture:
     causal_layer: str | None
     transfer_layers: tuple[str, ...]
     weights: tuple[str, ...] = ()
+    reference: str | None = None
     frozen_layers: tuple[str, ...] = ()
     pretrain: str | object | None = None
 
@@ -186,11 +190,13 @@ for _arch in (
                  causal_layer=None, transfer_layers=("top_conv", "fake_prob"), weights=("imagenet",)),
     # beyond the study: Jevnisek & Avidan (2022), features of every block pooled into the head
     Architecture("LayerAggregation", "dfstudy.models.layer_aggregation:layer_aggregation",
-                 last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob")),
+                 last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob"),
+                 reference="layer aggregation (seed 000: Jevnisek & Avidan, 2022)"),
     # beyond the study: Khodabakhsh & Busch (2020, seed 002), a LeNet-style classifier on the per-pixel NLL
     # map of a pixel model fitted to the real training faces first and frozen ever after
     Architecture("PixelAnomaly", "dfstudy.models.pixelcnn:pixel_anomaly", last_conv="block2_conv",
                  causal_layer="features", transfer_layers=("head_dense2", "fake_prob"),
+                 reference="pixel-model anomaly features (seed 002: Khodabakhsh & Busch, 2020)",
                  frozen_layers=("pixel_conv_a", *(f"pixel_conv_b{i}" for i in range(1, 5)), "pixel_params"),
                  pretrain="dfstudy.models.pixelcnn:pretrain_pixel_model"),
 ):
