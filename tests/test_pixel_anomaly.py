@@ -201,9 +201,10 @@ def test_a_run_that_trains_it_lists_it_as_a_deviation():
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     validate(config, str(ROOT / "config/schema.yaml"))  # fills the schema's defaults, as the workflow does
     assert "PixelAnomaly (beyond the study)" not in set(deviations(config).aspect)
-    config["detectors"]["architectures"].append("PixelAnomaly")
-    row = deviations(config).set_index("aspect").loc["PixelAnomaly (beyond the study)"]
-    assert "20 epochs at 0.001 (batch 8) on the real images" in row["here"], row["here"]
+    for key in ("detectors", "loo"):  # trained as a detector of the study's tables or in the leave-one-out protocol
+        run = {**config, key: {**config[key], "architectures": [*config[key]["architectures"], "PixelAnomaly"]}}
+        row = deviations(run).set_index("aspect").loc["PixelAnomaly (beyond the study)"]
+        assert "20 epochs at 0.001 (batch 8) on the real images" in row["here"], row["here"]
 
 
 def test_grad_cam_and_the_causal_split_read_the_classifier():

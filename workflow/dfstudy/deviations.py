@@ -163,7 +163,9 @@ DECISIONS = (
                 f"{_anomaly(c)['pixel_epochs']} epochs at {_anomaly(c)['pixel_learning_rate']:g} (batch "
                 f"{_anomaly(c)['pixel_batch_size']}) on the real images of each original "
                 "detector's training part, frozen under every strategy; a one-sigmoid LeNet-style classifier "
-                "trained like the other detectors") if "PixelAnomaly" in c["detectors"]["architectures"] else None),
+                "trained like the other detectors") if "PixelAnomaly" in _trained_architectures(c) else None),
+    ("adversarial strategy", "not in the study (three strategies: original, transfer, merge)",
+     lambda c: _adversarial(c["detectors"]) if "adversarial" in c["detectors"]["strategies"] else None),
 )
 
 
@@ -171,9 +173,11 @@ def _anomaly(config: dict) -> dict:
     """The detectors.anomaly section with the schema's defaults (a partial config may lack it)."""
     return {"pixel_epochs": 5, "pixel_learning_rate": 0.0001, "pixel_batch_size": 16,
             **config["detectors"].get("anomaly", {})}
-    ("adversarial strategy", "not in the study (three strategies: original, transfer, merge)",
-     lambda c: _adversarial(c["detectors"]) if "adversarial" in c["detectors"]["strategies"] else None),
-)
+
+
+def _trained_architectures(config: dict) -> list[str]:
+    """Every architecture a run trains: the detectors' and the leave-one-out protocol's."""
+    return [*config["detectors"]["architectures"], *(config.get("loo") or {}).get("architectures", [])]
 
 
 def _adversarial(detectors: dict) -> str:
