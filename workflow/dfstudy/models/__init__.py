@@ -25,7 +25,7 @@ def build(name, input_shape=(256, 256, 3), weights=None):
     ----------
     name : str
         A registered name (``names()``): MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet,
-        LayerAggregation, or one a plugin registered.
+        LayerAggregation, PixelAnomaly, or one a plugin registered.
     input_shape : tuple
         (S, S, 3).
     weights : None or str
