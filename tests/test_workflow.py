@@ -226,3 +226,64 @@ causal:
     assert len(list((tmp_path / "results/causal").glob("*/ToyNet/*/MINE.parquet"))) == 6
     html = (tmp_path / "results/report/study.html").read_text()
     assert "ToyNet4" in html and "MINE" in html
+
+
+def test_the_related_methods_join_the_study_and_its_comparison(study, tmp_path):
+    """Beyond the study (issue 17), on the finished smoke study: the domain-adversarial strategy, the pixel-model
+    anomaly detector and the leave-one-out block train, enter the tables, the comparison of approaches and the
+    report; only their own jobs run."""
+    shutil.copytree(study / "results", tmp_path / "results")  # copy2 keeps mtimes: finished jobs stay finished
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    extension = tmp_path / "extensions.yaml"
+    extension.write_text("""
+detectors:
+  architectures: [MesoNet, PixelAnomaly]
+  strategies: [original, transfer, merge, adversarial]
+  anomaly: {pixel_epochs: 1, pixel_batch_size: 8}
+causal:
+  architectures: [MesoNet]
+loo:
+  architectures: [PixelAnomaly]
+  train: 24
+  val: 8
+  test: 8
+""")
+    run = snakemake(tmp_path, "--rerun-triggers", "mtime", configfiles=[extension])
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-8000:]
+    models = tmp_path / "results/models"
+    assert (models / "CELEB/MesoNet/original.keras").stat().st_mtime == (
+        study / "results/models/CELEB/MesoNet/original.keras").stat().st_mtime, "a finished detector retrained"
+    assert sorted(p.name for p in (models / "F2F/PixelAnomaly").glob("*.keras")) == [
+        "adversarial.keras", "merge.keras", "original.keras", "transfer.keras"]
+    card = json.loads((models / "F2F/PixelAnomaly/original.json").read_text())
+    train = np.load(tmp_path / "results/splits/F2F/train.npz")
+    assert card["pretrain"]["images"] == int((train["labels"] == 0).sum()), "the pixel model saw a fake"
+    adversarial = json.loads((models / "CELEB/MesoNet/adversarial.json").read_text())
+    assert adversarial["target_domain_images"] > 0
+
+    tables = tmp_path / "results/tables"
+    table4 = pd.read_csv(tables / "table4.csv")
+    assert {"MesoNet7", "MesoNet8", "PixelAnomaly1", "PixelAnomaly8"} <= set(table4.detector)
+    comparison = pd.read_csv(tables / "comparison.csv")
+    families = set(zip(comparison.architecture, comparison.strategy))
+    assert families == {(a, s) for a in ("MesoNet", "PixelAnomaly") for s in ("original", "transfer", "merge",
+                                                                                "adversarial")}
+    approach = dict(zip(zip(comparison.architecture, comparison.strategy), comparison.approach))
+    assert approach["MesoNet", "merge"] == "the study"
+    assert "001" in approach["MesoNet", "adversarial"] and "002" in approach["PixelAnomaly", "original"]
+    assert list(comparison["rank"]) == sorted(comparison["rank"])
+    summary = json.loads((tables / "comparison.json").read_text())
+    assert summary["sentence"] and (tmp_path / "results/figures/comparison.png").stat().st_size > 0
+
+    loo = pd.read_csv(tables / "loo.csv")
+    assert set(loo.heldout) == {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "mean"}
+    assert set(loo.architecture) == {"PixelAnomaly"} and loo.accuracy.between(0, 100).all()
+    audit = pd.read_csv(tmp_path / "results/loo/splits/audit.csv")
+    assert len(audit) and audit["ok"].all()
+
+    html = (tmp_path / "results/report/study.html").read_text()
+    assert "Beyond the study: comparison of approaches" in html and "PixelAnomaly8" in html
+    assert summary["sentence"].split(" ")[0] in html
+    deviations = pd.read_csv(tmp_path / "results/report/deviations.csv")
+    assert deviations.aspect.str.contains("adversarial", case=False).any()
+    assert deviations.aspect.str.contains("PixelAnomaly").any()
