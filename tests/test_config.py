@@ -177,7 +177,8 @@ def test_per_architecture_settings_must_name_architectures(tmp_path):
                        ("architectures", ["MesoNet", "ShalowNet"])):
         config = study_config(write(tmp_path / f"{key}.yaml", {"detectors": {key: value}}))
         with pytest.raises(ConfigError, match=rf"detectors.{key}: unknown architecture '\w+' \(registered: "
-                                              "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation"):
+                                              "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation, "
+                                              "MidwayXception, LightXception"):
             check_config(config)
     narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
     assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]

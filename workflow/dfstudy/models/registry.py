@@ -164,6 +164,13 @@ for _arch in (
     # beyond the study: Jevnisek & Avidan (2022), features of every block pooled into the head
     Architecture("LayerAggregation", "dfstudy.models.layer_aggregation:layer_aggregation",
                  last_conv="block4_conv", causal_layer="features", transfer_layers=("block4_conv", "fake_prob")),
+    # beyond the study: seed 004's Xception variants. Like XceptionNet, the last separable convolution and
+    # the dense unit train under transfer; MidwayXception's replaces it by two layers (3x3 grouped, 1x1),
+    # both of which train. No causal layer: global pooling and dropout, not a dense chain, precede fake_prob.
+    Architecture("MidwayXception", "dfstudy.models.light_xception:midway_xception", last_conv="block14_sepconv2",
+                 causal_layer=None, transfer_layers=("block14_sepconv2_group", "block14_sepconv2", "fake_prob")),
+    Architecture("LightXception", "dfstudy.models.light_xception:light_xception", last_conv="block14_sepconv2",
+                 causal_layer=None, transfer_layers=("block14_sepconv2", "fake_prob"), weights=("imagenet",)),
 ):
     register(_arch)
 del _arch
