@@ -115,6 +115,29 @@ def test_weights_offered():
 
 
 @pytest.mark.parametrize("name", VARIANTS)
+def test_transfer_leaves_only_the_registered_layers_trainable(name):
+    model = T.freeze_all_but(models.build(name, (32, 32, 3)), registry.get(name).transfer_layers)
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == set(registry.get(name).transfer_layers)
+
+
+# 20 s for LightXception on a busy 2-core CPU; TensorFlow on a CPU runs MidwayXception's grouped
+# convolutions through XLA, whose compilation makes any of its trainings take minutes there
+@pytest.mark.slow
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_tiny_fit_lowers_the_loss_on_its_batch(name):
+    keras.utils.set_random_seed(4)
+    model = models.build(name, (32, 32, 3))
+    # eager: tracing a 130-layer training step costs more than the three steps themselves
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", run_eagerly=True)
+    images, labels = _images(8, 32, seed=5), (np.arange(8) % 2).astype("float32")
+    history = model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", VARIANTS)
 def test_trains_and_transfer_trains_only_the_named_layers(name, tmp_path):
     """A tiny original training runs; transfer from it changes the registered layers and nothing else."""
     T.configure_backend(deterministic=True)
