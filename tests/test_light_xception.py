@@ -105,6 +105,8 @@ def test_registered_layers_output_and_saving(at64, name, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    for saved, restored in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored), keras.ops.convert_to_numpy(saved))
     np.testing.assert_array_equal(np.asarray(loaded.predict_on_batch(images)), prob)
 
 
