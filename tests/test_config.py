@@ -178,7 +178,7 @@ def test_per_architecture_settings_must_name_architectures(tmp_path):
         config = study_config(write(tmp_path / f"{key}.yaml", {"detectors": {key: value}}))
         with pytest.raises(ConfigError, match=rf"detectors.{key}: unknown architecture '\w+' \(registered: "
                                               "MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet, LayerAggregation, "
-                                              "PixelAnomaly"):
+                                              "PixelAnomaly, MidwayXception, LightXception"):
             check_config(config)
     narrowed = study_config(write(tmp_path / "narrow.yaml", {"detectors": {"architectures": ["XceptionNet"]}}))
     assert "MesoInception" in narrowed["detectors"]["recalibrate_bn"]

@@ -18,7 +18,8 @@ from dfstudy.config import ConfigError, check_config
 from dfstudy.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILT_IN = ("MesoNet", "MesoInception", "ShallowNet", "XceptionNet", "EfficientNet", "LayerAggregation", "PixelAnomaly")
+BUILT_IN = ("MesoNet", "MesoInception", "ShallowNet", "XceptionNet", "EfficientNet", "LayerAggregation", "PixelAnomaly",
+            "MidwayXception", "LightXception")
 PLUGIN = "toy_detectors"
 # a plugin as a user writes it, outside dfstudy: an architecture with a custom layer
 PLUGIN_SOURCE = '''

@@ -25,12 +25,12 @@ def build(name, input_shape=(256, 256, 3), weights=None):
     ----------
     name : str
         A registered name (``names()``): MesoNet, MesoInception, ShallowNet, XceptionNet, EfficientNet,
-        LayerAggregation, PixelAnomaly, or one a plugin registered.
+        LayerAggregation, PixelAnomaly, MidwayXception, LightXception, or one a plugin registered.
     input_shape : tuple
         (S, S, 3).
     weights : None or str
-        One of the architecture's published weights (``get(name).weights``: "imagenet" for XceptionNet
-        and EfficientNet).
+        One of the architecture's published weights (``get(name).weights``: "imagenet" for XceptionNet,
+        EfficientNet and LightXception).
 
     Returns
     -------

@@ -199,6 +199,15 @@ for _arch in (
                  reference="pixel-model anomaly features (seed 002: Khodabakhsh & Busch, 2020)",
                  frozen_layers=("pixel_conv_a", *(f"pixel_conv_b{i}" for i in range(1, 5)), "pixel_params"),
                  pretrain="dfstudy.models.pixelcnn:pretrain_pixel_model"),
+    # beyond the study: seed 004's Xception variants. Like XceptionNet, the last separable convolution and
+    # the dense unit train under transfer; MidwayXception's replaces it by two layers (3x3 grouped, 1x1),
+    # both of which train. No causal layer: global pooling and dropout, not a dense chain, precede fake_prob.
+    Architecture("MidwayXception", "dfstudy.models.light_xception:midway_xception", last_conv="block14_sepconv2",
+                 causal_layer=None, transfer_layers=("block14_sepconv2_group", "block14_sepconv2", "fake_prob"),
+                 reference="lighter Xception (seed 004: Govi, Poppi & Marinelli)"),
+    Architecture("LightXception", "dfstudy.models.light_xception:light_xception", last_conv="block14_sepconv2",
+                 causal_layer=None, transfer_layers=("block14_sepconv2", "fake_prob"), weights=("imagenet",),
+                 reference="lighter Xception (seed 004: Govi, Poppi & Marinelli)"),
 ):
     register(_arch)
 del _arch
