@@ -72,7 +72,7 @@ def test_light_xception_keeps_xceptions_layers_but_four_middle_blocks(keras_xcep
 def test_midway_xception_has_grouped_modules_and_1x1_middle_shortcuts(at64):
     model = at64["MidwayXception"]
     group = model.get_layer("block5_sepconv1_group")
-    assert group.groups == 728 // 2 and group.kernel.shape == (3, 3, 2, 728)  # two channels a group
+    assert isinstance(group, LX.PairGroupedConv2D) and group.kernel.shape == (3, 3, 728, 2)  # 18 weights a channel
     assert model.get_layer("block5_sepconv1").kernel.shape == (1, 1, 728, 728)
     add = model.get_layer("block5_add")
     assert {t._keras_history.operation.name for t in add.input} == {"block5_sepconv3_bn", "block5_shortcut_bn"}
@@ -83,6 +83,21 @@ def test_midway_xception_has_grouped_modules_and_1x1_middle_shortcuts(at64):
               if isinstance(layer, keras.layers.SeparableConv2D)]
     extra = 9 * sum(inputs) + 8 * (728 * 728 + 4 * 728)
     assert _params(model) - _params(at64["XceptionNet"]) == extra
+
+
+def test_pair_grouped_conv_is_a_grouped_convolution():
+    """Same outputs as Conv2D(groups=C // 2) once its kernel is laid out as the depthwise one."""
+    channels = 8
+    x = np.random.default_rng(3).normal(size=(2, 9, 9, channels)).astype("float32")
+    grouped = keras.layers.Conv2D(channels, 3, padding="same", groups=channels // 2, use_bias=False)
+    expected = keras.ops.convert_to_numpy(grouped(x))
+    kernel = keras.ops.convert_to_numpy(grouped.kernel)  # (3, 3, 2 inputs of a group, C outputs)
+    pair = LX.PairGroupedConv2D(kernel_size=3, padding="same", use_bias=False)
+    pair.build(x.shape)
+    # input c = 2g + i, output j of group g: the grouped kernel's [i, 2g + j]
+    pair.set_weights([np.stack([kernel[:, :, c % 2, 2 * (c // 2) : 2 * (c // 2) + 2] for c in range(channels)], 2)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pair(x)), expected, rtol=1e-5, atol=1e-5)
+    assert pair.compute_output_shape((None, 9, 9, channels)) == (None, 9, 9, channels)
 
 
 def test_parameter_counts_order_light_xception_midway(at64):
@@ -123,9 +138,6 @@ def test_transfer_leaves_only_the_registered_layers_trainable(name):
     assert trainable == set(registry.get(name).transfer_layers)
 
 
-# 20 s for LightXception on a busy 2-core CPU; TensorFlow on a CPU runs MidwayXception's grouped
-# convolutions through XLA, whose compilation makes any of its trainings take minutes there
-@pytest.mark.slow
 @pytest.mark.parametrize("name", VARIANTS)
 def test_a_tiny_fit_lowers_the_loss_on_its_batch(name):
     keras.utils.set_random_seed(4)
