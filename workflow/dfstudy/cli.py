@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": ("dfstudy.evaluate", "predict test splits with a detector"),
     "tables": ("dfstudy.tables", "Tables IV-VII, published vs. reproduced, findings 1-2"),
     "comparison": ("dfstudy.comparison", "beyond the study: every detector family ranked, with a sentence"),
+    "loo": ("dfstudy.loo", "make | audit | table: beyond the study, leave-one-out over the FF++ methods"),
     "gradcam": ("dfstudy.gradcam", "Grad-CAM heatmaps of a detector (study_code, heatmap, guided)"),
     "faithfulness": ("dfstudy.faithfulness", "Grad-CAM deletion test: table, figure, sentence"),
     "similarity": ("dfstudy.similarity", "compare | summarize: SSIM of congenetic heatmaps, finding 3"),

@@ -220,8 +220,8 @@ def sentence(table: pd.DataFrame, study: Study = PAPER, level: float = 0.95) -> 
     overlapping = list(others.loc[others["overlaps_best"].astype(bool), "family"])
     clear = not overlapping
     pct = f"{100 * level:g} %"
-    who = "the study's own" if best.approach == THE_STUDY else f"{best.approach}:"
-    text = (f"On this data the approach that generalises best is {best.approach}: {who} {best.family} reaches "
+    approach = "the study's own (its architectures and strategies)" if best.approach == THE_STUDY else best.approach
+    text = (f"On this data the approach that generalises best is {approach}: {best.family} reaches "
             f"{best.unseen_accuracy:.2f} % mean accuracy on the unseen sets {', '.join(study.unseen)} "
             f"({pct} video-bootstrap interval {best.unseen_accuracy_lo:.2f}–{best.unseen_accuracy_hi:.2f}), "
             f"against {best.original_accuracy:.2f} % on its own test sets (degradation "
