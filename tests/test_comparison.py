@@ -79,6 +79,8 @@ def test_approach_names_the_extensions_and_the_study(ranked):
     assert by_family["ShallowNet / adversarial"] == "domain-adversarial fine-tuning (seed 001)"
     both = by_family["LayerAggregation / adversarial"]
     assert "seed 000" in both and "seed 001" in both
+    # an architecture of a plugin (registered without a reference, or not registered here) is not the study's
+    assert comparison.approach("ToyNet", "merge") == "ToyNet (beyond the study)"
     # several approaches: the sentence lists the best family of each
     assert "Best of each approach" in comparison.sentence(ranked, STUDY)["sentence"]
 

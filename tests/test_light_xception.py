@@ -150,26 +150,6 @@ def test_a_tiny_fit_lowers_the_loss_on_its_batch(name):
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["LightXception"])  # MidwayXception's graph alone takes a minute to compile
-def test_trains_and_transfer_trains_only_the_named_layers(name, tmp_path):
-    """A tiny original training runs; transfer from it changes the registered layers and nothing else."""
-    T.configure_backend(deterministic=True)
-    images, labels = _images(16, 32, seed=2), (np.arange(16) % 2).astype(np.uint8)
-    train, val = {"images": images[:12], "labels": labels[:12]}, {"images": images[12:], "labels": labels[12:]}
-    keras.utils.set_random_seed(3)
-    original, history, card = T.train_detector(models.build(name, (32, 32, 3)), train, val, 1, 1e-3, 4, 3,
-                                               tmp_path / "original", backup_every=0)
-    assert card["architecture"] == name and np.isfinite(history["loss"]).all()
-    before = {layer.name: [np.array(w) for w in layer.get_weights()] for layer in original.layers}
-    transferred, _, _ = T.train_detector(models.build(name, (32, 32, 3)), train, val, 1, 1e-2, 4, 3,
-                                         tmp_path / "transfer", strategy="transfer", init_model=original,
-                                         backup_every=0)
-    changed = {layer.name for layer in transferred.layers
-               if any(not np.array_equal(a, b) for a, b in zip(before[layer.name], layer.get_weights()))}
-    assert changed == set(registry.get(name).transfer_layers)
-
-
 def test_the_workflow_schedules_their_twelve_trainings(tmp_path):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "-p", "--cores", "1",
            "--configfile", str(ROOT / "config/config.yaml"),

@@ -70,11 +70,13 @@ _CLEAN_DECIMALS = 9
 
 
 def approach(arch: str, strategy: str) -> str:
-    """Where the family ``(arch, strategy)`` comes from: ``"the study"`` or the extensions' references."""
-    known = arch in registry.names()
-    parts = [registry.get(arch).reference] if known and registry.get(arch).reference else []
-    if not known:
-        parts.append(f"{arch} (plugin)")
+    """Where the family ``(arch, strategy)`` comes from: ``"the study"`` (its five architectures under its
+    three strategies) or what lies beyond it: the registry's reference of the architecture (a plugin's name
+    where it has none) and the strategy's."""
+    parts = []
+    if arch not in PAPER.architectures:
+        known = arch in registry.names() and registry.get(arch).reference
+        parts.append(registry.get(arch).reference if known else f"{arch} (beyond the study)")
     if strategy not in STRATEGIES:
         parts.append(STRATEGY_REFERENCES.get(strategy, f"{strategy} (strategy beyond the study)"))
     return " + ".join(parts) or THE_STUDY
