@@ -135,6 +135,7 @@ def _split(n, seed):
     return {"images": images, "labels": labels.astype(np.uint8)}
 
 
+@pytest.mark.slow  # 13 s
 def test_original_pretrains_then_neither_it_nor_merge_changes_the_pixel_model(tmp_path):
     train, val = _split(32, 10), _split(16, 11)
     model = build()
