@@ -178,17 +178,14 @@ def test_pack_adds_datasets_and_leaves_the_other_arrays_as_they_were(tmp_path):
 
 
 def _data(n, seed):
-    """Noisy images, fakes (every other one) with a bright square; the second half is the target domain,
-    tinted, so the domains differ."""
-    rng = np.random.default_rng(seed)
-    images = np.clip(rng.normal(110, 30, (n, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
-    labels = (np.arange(n) % 2).astype(np.uint8)
-    for i in np.flatnonzero(labels):
-        top, left = rng.integers(0, SIZE - 8, 2)
-        images[i, top : top + 8, left : left + 8] = 250
+    """test_train's noisy images with bright-square fakes; the second half is the target domain, tinted, so
+    the domains differ."""
+    from test_train import synthetic
+
+    data = synthetic(n, seed)
     domains = (np.arange(n) >= n // 2).astype("float32")
-    images[domains == 1, ..., 0] //= 2
-    return {"images": images, "labels": labels, "domains": domains}
+    data["images"][domains == 1, ..., 0] //= 2
+    return {**data, "domains": domains}
 
 
 def _fine_tune(workdir, init, epochs=2, **kwargs):

@@ -57,7 +57,7 @@ import pandas as pd
 
 from dfstudy import metrics
 from dfstudy.splits import (PART_COLUMNS, TEST_SUPPLY_KEY, TRAINING_SUPPLY_KEY, LeakageError, ShortSplitError,
-                            _identity_sets, _rng, _spread)
+                            _identity_sets, _rng, _spread, write_parts)
 from dfstudy.tables import to_markdown
 
 log = logging.getLogger(__name__)
@@ -296,12 +296,7 @@ def main(argv=None) -> None:
                                              cfg["seed"])
         except ShortSplitError as err:
             sys.exit(f"ShortSplitError: {err}")
-        out = Path(args.out_dir)
-        for (heldout, part), table in parts.items():
-            (out / heldout).mkdir(parents=True, exist_ok=True)
-            table.to_csv(out / heldout / f"{part}.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        print(summary.to_string(index=False))
+        write_parts(parts, summary, args.out_dir)
     elif args.command == "audit":
         methods = json.loads(args.config_json)["loo"]["methods"]
         parts = {(h, p): pd.read_csv(Path(args.splits_dir) / h / f"{p}.csv", keep_default_na=False)

@@ -472,6 +472,16 @@ def pack(part: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def write_parts(parts: dict[tuple[str, str], pd.DataFrame], summary: pd.DataFrame, out_dir) -> None:
+    """``out_dir/<set>/<part>.csv`` for every drawn part and ``out_dir/summary.csv`` (printed too)."""
+    out = Path(out_dir)
+    for (name, part), table in parts.items():
+        (out / name).mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / name / f"{part}.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    print(summary.to_string(index=False))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="make splits, pack them, or audit them for leakage")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -497,12 +507,7 @@ def main(argv=None):
                                          cfg["splits"], cfg["seed"])
         except ShortSplitError as err:
             sys.exit(f"ShortSplitError: {err}")
-        out = Path(args.out_dir)
-        for (dataset, part), table in parts.items():
-            (out / dataset).mkdir(parents=True, exist_ok=True)
-            table.to_csv(out / dataset / f"{part}.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        print(summary.to_string(index=False))
+        write_parts(parts, summary, args.out_dir)
     elif args.command == "pack":
         arrays = pack(pd.read_csv(args.part, keep_default_na=False))
         np.savez(args.out, **arrays)
