@@ -20,12 +20,14 @@ import pandas as pd
 from dfstudy.train import _why_stop
 
 
-def replay(history: pd.DataFrame, patience: int) -> tuple[int, int]:
-    """(epochs run, kept epoch), 1-based, had training stopped by `patience`."""
-    rows = history.to_dict("records")
-    stop = next((n for n in range(1, len(rows) + 1) if _why_stop(rows[:n], patience)), len(rows))
-    kept = max(range(stop), key=lambda i: (rows[i]["val_accuracy"], -i))  # the first best, as training keeps
-    return stop, kept + 1
+def kept_epoch(history: pd.DataFrame, epochs: int) -> int:
+    """The epoch (1-based) training keeps after `epochs` epochs: the first with the best validation accuracy."""
+    return int(history["val_accuracy"].iloc[:epochs].to_numpy().argmax()) + 1
+
+
+def stop_epoch(rows: list[dict], patience: int) -> int:
+    """How many epochs of the history `rows` would have run under `patience` (``dfstudy.train``'s rule)."""
+    return next((n for n in range(1, len(rows) + 1) if _why_stop(rows[:n], patience)), len(rows))
 
 
 def main(argv=None):
@@ -43,10 +45,12 @@ def main(argv=None):
         ):
             continue
         history = pd.read_csv(path)
+        records = history.to_dict("records")
         detector = f"{path.parent.parent.name}/{arch}/{strategy}"
-        _, kept_now = replay(history, len(history) + 1)  # the whole history: what the run kept
+        kept_now = kept_epoch(history, len(history))  # what the run kept
         for patience in args.patience:
-            stop, kept = replay(history, patience)
+            stop = stop_epoch(records, patience)
+            kept = kept_epoch(history, stop)
             rows.append(
                 {
                     "patience": patience,
