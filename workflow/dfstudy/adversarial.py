@@ -57,7 +57,7 @@ def with_domain_branch(model, strength=1.0, ramp_steps=None, gamma=10.0):
         config = layer.get_config()
         config["name"] = DOMAIN_OUTPUT if layer is head[-1] else f"domain_{layer.name}"
         x = layer.__class__.from_config(config)(x)
-    return keras.Model(model.inputs, [model.output, x], name=f"{model.name}_adversarial")
+    return keras.Model(model.input, [model.output, x], name=f"{model.name}_adversarial")
 
 
 def domain_labels(datasets, trainset):
@@ -77,7 +77,7 @@ class DomainBatches(keras.utils.PyDataset):
     """Batches ``(images, (labels, domains))`` in a fixed order (see ``dfstudy.train.Batches``)."""
 
     def __init__(self, images, labels, domains, batch_size, order):
-        super().__init__()
+        super().__init__(workers=2)  # Keras' enqueuer, as dfstudy.train.Batches (FETCH_WORKERS) says why
         self.images, self.batch_size, self.order = images, batch_size, order
         self.labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
         self.domains = np.asarray(domains, dtype="float32").reshape(-1, 1)
