@@ -379,7 +379,7 @@ def _png_data_uri(path: str | Path, max_width: int = MAX_WIDTH) -> str:
             if im.width > max_width:
                 im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
                 buf = io.BytesIO()
-                im.save(buf, format="PNG", optimize=True)
+                im.save(buf, format="PNG")  # optimize=True: 5x the time (29 s of the demo) for 5 % smaller
                 data = buf.getvalue()
     except ImportError:  # Pillow missing: embed as drawn
         pass
