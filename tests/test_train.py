@@ -318,3 +318,32 @@ def test_predict_command_scores_videos_and_images(tmp_path, capsys):
     images = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in crops])
     assert images.shape == (2, 64, 64, 3)
     assert clip["score"] == pytest.approx(float(predict.score_images(model, images).mean()), abs=1e-3)
+
+
+def _one_epoch(images, labels, workers):
+    keras.utils.set_random_seed(SEED)
+    model = models.build("MesoNet", images.shape[1:])
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
+    batches = T.Batches(images, labels, 16, T.epoch_order(len(images), SEED, 0))
+    batches.workers = workers
+    model.fit(batches, epochs=1, shuffle=False, verbose=0)
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def test_the_enqueuer_feeds_the_batches_keras_default_feeds_in_the_same_order():
+    """Batches goes through Keras' thread enqueuer (FETCH_WORKERS > 1) for speed; it must not reorder."""
+    assert T.FETCH_WORKERS > 1
+    images, labels = synthetic(64, 3).values()
+    for ours, default in zip(_one_epoch(images, labels, T.FETCH_WORKERS), _one_epoch(images, labels, 1), strict=True):
+        np.testing.assert_array_equal(ours, default)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="a TensorFlow tracing matter")
+def test_the_training_step_is_traced_once(small, tmp_path, monkeypatch):
+    """Keras creates the optimizer's and metrics' variables in the first trace unless they exist, and
+    TensorFlow then traces the step a second time; train_detector builds them first."""
+    traces = []
+    step = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step", lambda self, data: traces.append(1) or step(self, data))
+    run(small, tmp_path, epochs=1)
+    assert len(traces) == 1
