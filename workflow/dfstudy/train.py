@@ -43,8 +43,8 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "sec
 BACKUP_EVERY_S = 60  # a kill costs at most this much training, plus the epoch under way
 # Threads that gather batches, in order, for Keras' PyDataset enqueuer. Why not Keras' default single worker:
 # under TensorFlow it feeds the model through tf.data's autotuned prefetching, and with another job on the
-# same core (two jobs on two cores, the demo's) an epoch took twice as long: EfficientNet 10.3 s instead of
-# 5.3 on one core of the 2-core CPU (bench/batch_feeding.py). The enqueuer turns tf.data's autotuning off
+# same core (two jobs on two cores, the demo's) an epoch took almost twice as long: EfficientNet 10.3 s instead of
+# 5.7 on one core of the 2-core CPU (bench/batch_feeding.py). The enqueuer turns tf.data's autotuning off
 # and gives the same batches in the same order: same losses, to the last bit.
 FETCH_WORKERS = 2
 
