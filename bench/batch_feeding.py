@@ -1,8 +1,8 @@
 """How training batches reach TensorFlow, and what that costs when two jobs share the cores.
 
-``dfstudy.train.Batches`` is a Keras ``PyDataset``. With Keras' default single worker, TensorFlow pulls it
+``dfstudy.batches.Batches`` is a Keras ``PyDataset``. With Keras' default single worker, TensorFlow pulls it
 through ``tf.data.Dataset.from_generator`` with autotuned prefetching; with more workers, through Keras'
-ordered thread enqueuer with tf.data's autotuning off (``dfstudy.train.FETCH_WORKERS``). For each
+ordered thread enqueuer with tf.data's autotuning off (``dfstudy.batches.FETCH_WORKERS``). For each
 architecture and each feeding, demo-sized epochs (config/config.yaml's training images, face size and batch
 size; one TensorFlow thread, what Snakemake gives a training job) are timed in fresh processes:
 
@@ -36,6 +36,7 @@ def child(arch, workers, epochs, images, size, batch, pin):
     import keras
     import numpy as np
 
+    from dfstudy import batches as B
     from dfstudy import models
     from dfstudy import train as T
 
@@ -48,13 +49,19 @@ def child(arch, workers, epochs, images, size, batch, pin):
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     seconds, losses = [], []
     for epoch in range(epochs):
-        batches = T.Batches(x, y, batch, T.epoch_order(images, 0, epoch))
-        batches.workers = workers or T.FETCH_WORKERS
+        batches = B.Batches(x, y, batch, B.epoch_order(images, 0, epoch))
+        batches.workers = workers or B.FETCH_WORKERS
         start = time.perf_counter()
         history = model.fit(batches, initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=0)
         seconds.append(time.perf_counter() - start)
         losses.append(history.history["loss"][-1])
     print(json.dumps({"seconds": seconds, "losses": losses}))
+
+
+def mean_epoch(runs):
+    """Mean seconds per epoch over `runs`, each run's first epoch (tracing) left out."""
+    timed = [s for run in runs for s in run["seconds"][1:]]
+    return sum(timed) / len(timed)
 
 
 def launch(arch, workers, args, pin=None):
@@ -94,13 +101,9 @@ def main(argv=None):
             pair = [result(process) for process in [launch(arch, workers, args) for _ in range(2)]]
             losses[name] = alone["losses"]
 
-            def mean(runs):
-                timed = [s for run in runs for s in run["seconds"][1:]]
-                return sum(timed) / len(timed)
-
             same = "" if len(losses) == 1 else ("identical" if len(set(map(tuple, losses.values()))) == 1
                                                  else "DIFFER")
-            print(f"{arch:<15}{name:<36}{mean([alone]):>10.1f}{mean(pair):>14.1f}  {same}", flush=True)
+            print(f"{arch:<15}{name:<36}{mean_epoch([alone]):>10.1f}{mean_epoch(pair):>14.1f}  {same}", flush=True)
 
 
 if __name__ == "__main__":

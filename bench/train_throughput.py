@@ -1,6 +1,6 @@
 """Training throughput of the real input pipeline against a ceiling with the batch already on the device.
 
-For each architecture: images/s of ``model.fit`` over ``dfstudy.train.Batches`` (uint8 gathered from an
+For each architecture: images/s of ``model.fit`` over ``dfstudy.batches.Batches`` (uint8 gathered from an
 in-memory array in a shuffled order, as ``train_detector`` feeds it), next to images/s of
 ``train_on_batch`` repeated on one batch converted to a backend tensor once (no gather, no host-to-device
 copy). A ratio near 1 means the pipeline is not the bottleneck.

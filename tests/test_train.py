@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfstudy import models
+from dfstudy import batches, models
 from dfstudy import train as T
 
 SIZE, SEED = 32, 7
@@ -324,18 +324,19 @@ def _one_epoch(images, labels, workers):
     keras.utils.set_random_seed(SEED)
     model = models.build("MesoNet", images.shape[1:])
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
-    batches = T.Batches(images, labels, 16, T.epoch_order(len(images), SEED, 0))
-    batches.workers = workers
-    model.fit(batches, epochs=1, shuffle=False, verbose=0)
+    feed = T.Batches(images, labels, 16, T.epoch_order(len(images), SEED, 0))
+    feed.workers = workers
+    model.fit(feed, epochs=1, shuffle=False, verbose=0)
     return [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
 def test_the_enqueuer_feeds_the_batches_keras_default_feeds_in_the_same_order():
     """Batches goes through Keras' thread enqueuer (FETCH_WORKERS > 1) for speed; it must not reorder."""
-    assert T.FETCH_WORKERS > 1
+    assert batches.FETCH_WORKERS > 1
     images, labels = synthetic(64, 3).values()
-    for ours, default in zip(_one_epoch(images, labels, T.FETCH_WORKERS), _one_epoch(images, labels, 1), strict=True):
-        np.testing.assert_array_equal(ours, default)
+    ours, default = _one_epoch(images, labels, batches.FETCH_WORKERS), _one_epoch(images, labels, 1)
+    for mine, theirs in zip(ours, default, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 @pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="a TensorFlow tracing matter")

@@ -15,6 +15,7 @@ import math
 import keras
 import numpy as np
 
+from dfstudy.batches import Batches
 from dfstudy.models.gradient_reversal import GradientReversal
 
 # layers a classification head is made of: walking back from ``fake_prob`` through these finds the head
@@ -73,18 +74,14 @@ def ramp_steps(n_images, batch_size, epochs):
     return epochs * math.ceil(n_images / batch_size)
 
 
-class DomainBatches(keras.utils.PyDataset):
-    """Batches ``(images, (labels, domains))`` in a fixed order (see ``dfstudy.train.Batches``)."""
+class DomainBatches(Batches):
+    """Batches ``(images, (labels, domains))`` in a fixed order."""
 
     def __init__(self, images, labels, domains, batch_size, order):
-        super().__init__(workers=2)  # Keras' enqueuer, as dfstudy.train.Batches (FETCH_WORKERS) says why
-        self.images, self.batch_size, self.order = images, batch_size, order
-        self.labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
+        super().__init__(images, labels, batch_size, order)
         self.domains = np.asarray(domains, dtype="float32").reshape(-1, 1)
 
-    def __len__(self):
-        return math.ceil(len(self.order) / self.batch_size)
-
     def __getitem__(self, index):
+        images, labels = super().__getitem__(index)
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.images[rows], (self.labels[rows], self.domains[rows])
+        return images, (labels, self.domains[rows])

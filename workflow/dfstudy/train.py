@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from dfstudy import adversarial as dann
 from dfstudy import device, models
+from dfstudy.batches import Batches, epoch_order
 from dfstudy.models import registry
 
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
@@ -41,12 +42,6 @@ DOMAIN_COLUMNS = ["domain_loss", "domain_accuracy"]  # adversarial: the domain c
 ADVERSARIAL_DEFAULTS = {"strength": 1.0, "schedule": "dann", "gamma": 10.0, "domain_weight": 1.0}
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 BACKUP_EVERY_S = 60  # a kill costs at most this much training, plus the epoch under way
-# Threads that gather batches, in order, for Keras' PyDataset enqueuer. Why not Keras' default single worker:
-# under TensorFlow it feeds the model through tf.data's autotuned prefetching, and with another job on the
-# same core (two jobs on two cores, the demo's) an epoch took almost twice as long: EfficientNet 10.3 s instead of
-# 5.7 on one core of the 2-core CPU (bench/batch_feeding.py). The enqueuer turns tf.data's autotuning off
-# and gives the same batches in the same order: same losses, to the last bit.
-FETCH_WORKERS = 2
 
 
 def configure_backend(threads=None, deterministic=True):
@@ -73,42 +68,6 @@ def configure_backend(threads=None, deterministic=True):
 def fingerprint(array):
     """First 16 hex digits of the sha256 of an array's bytes (identifies the exact training data)."""
     return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()[:16]
-
-
-class Batches(keras.utils.PyDataset):
-    """Batches of an in-memory uint8 image array, in a fixed order.
-
-    Images stay uint8 until the model's own Rescaling layer, so a batch is one gather from the array and
-    a quarter of the bytes of float32 reach the device. One instance serves one epoch: the order is fixed
-    at construction, so the background prefetch of the next epoch can never see a stale order.
-
-    Parameters
-    ----------
-    images : ndarray, uint8 (N, S, S, 3)
-    labels : ndarray (N,)
-    batch_size : int
-    order : ndarray of int, optional
-        Rows to serve, in order (for training a permutation of range(N)); None serves all rows as stored.
-    """
-
-    def __init__(self, images, labels, batch_size, order=None):
-        super().__init__(workers=FETCH_WORKERS)
-        self.images, self.batch_size, self.order = images, batch_size, order
-        self.labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
-        self.rows = len(images) if order is None else len(order)
-
-    def __len__(self):
-        return math.ceil(self.rows / self.batch_size)
-
-    def __getitem__(self, index):
-        window = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        rows = window if self.order is None else self.order[window]
-        return self.images[rows], self.labels[rows]
-
-
-def epoch_order(n, seed, epoch):
-    """The training order of epoch `epoch` (0-based): a function of (seed, epoch) only, so resume is exact."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def recalibrate_batchnorm(model, images, batch_size=128, max_images=2048):
