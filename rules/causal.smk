@@ -1,37 +1,3 @@
-rule rank_neurons:
-    input:
-        model="results/models/{trainset}/{arch}/{strategy}.keras",
-        splits=lambda wildcards: [f"results/splits/{d}/test.npz" for d in rq3_datasets(wildcards.trainset)],
-    output:
-        directory("results/causal/{trainset}/{arch}/{strategy}"),
-    log:
-        "results/logs/rank_neurons/{trainset}/{arch}/{strategy}.log",
-    benchmark:
-        "results/benchmarks/rank_neurons/{trainset}/{arch}/{strategy}.tsv"
-    conda:
-        GPU_ENV
-    threads: MODEL_THREADS
-    resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=1,
-    params:
-        pairs=causal_pairs,
-        layer=causal_layer,
-        plugins=PLUGINS,
-        n=config["causal"]["samples"],
-        grid=config["causal"]["grid"],
-        measure=config["causal"]["measure"],
-        grid_range=config["causal"]["grid_range"],
-        seed=config["seed"],
-        backend=KERAS_BACKEND,
-        gpu=GPU_CHECK,
-    shell:
-        "KERAS_BACKEND={params.backend} python -m dfstudy.causal rank --model {input.model} --layer {params.layer}"
-        " {params.plugins} {params.pairs} --n-samples {params.n} --grid {params.grid} --measure {params.measure}"
-        " --grid-range {params.grid_range} --seed {params.seed} --threads {threads} {params.gpu} > {log} 2>&1"
-
-
 rule overlap_neurons:
     input:
         "results/causal/{trainset}/{arch}/{strategy}",

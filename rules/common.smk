@@ -181,14 +181,10 @@ def detector_options(arch, strategy, init=None):
     return " ".join(opts)
 
 
-def evaluation_splits(wildcards):
-    return {d: f"results/splits/{d}/test.npz" for d in evaluation_sets(DATASETS, wildcards.trainset)}
-
-
-def prediction_pairs(wildcards, output):
+def prediction_pairs(wildcards, folder):
     """--split/--out pairs: one model load scores every set the detector is evaluated on."""
     sets = evaluation_sets(DATASETS, wildcards.trainset)
-    return " ".join(f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in sets)
+    return " ".join(f"--split results/splits/{d}/test.npz --out {folder}/{d}.parquet" for d in sets)
 
 
 def prediction_files():
@@ -199,7 +195,7 @@ def prediction_files():
 
 
 def all_predictions():
-    """The predict_detector folders that hold prediction_files() (a directory output is the unit of the DAG)."""
+    """The analysis folders that hold prediction_files() (a directory output is the unit of the DAG)."""
     return list(dict.fromkeys(str(Path(f).parent) for f in prediction_files()))
 
 
@@ -208,20 +204,22 @@ def rq3_datasets(trainset):
     return [trainset] + [n for n, s in DATASETS.items() if s["role"] == "unseen"]
 
 
-def heatmap_pairs(wildcards, output):
-    out = f"{output[0]}/{{variant}}"  # dfstudy.gradcam writes one file per variant
+def heatmap_pairs(wildcards, folder):
+    out = f"{folder}/{{variant}}"  # dfstudy.gradcam writes one file per variant
     return " ".join(
         f"--split results/splits/{d}/test.npz --out {out}/{d}.npz" for d in rq3_datasets(wildcards.trainset)
     )
 
 
-def gradcam_options(wildcards, output):
-    variants = " ".join(f"--variant {v}" for v in GRADCAM_VARIANTS)
-    deletion = config["gradcam"]["faithfulness"]
+def gradcam_options(folder):
+    gradcam = config["gradcam"]
+    options = " ".join(f"--variant {v}" for v in GRADCAM_VARIANTS)
+    options += f" --n-images {gradcam['images']} --seed {config['seed']} --batch-size {gradcam['batch_size']}"
+    deletion = gradcam["faithfulness"]
     if not deletion["images"]:
-        return variants
+        return options
     return (
-        f"{variants} --faithfulness {output[0]}/faithfulness.csv"
+        f"{options} --faithfulness {folder}/faithfulness.csv"
         f" --faithfulness-images {deletion['images']} --faithfulness-fraction {deletion['fraction']}"
     )
 
@@ -263,15 +261,41 @@ def figure2_heatmaps(wildcards):
 CAUSAL_ARCHS = [a for a in config["causal"]["architectures"] if a in ARCHS]
 
 
-def causal_layer(wildcards):
-    """The architecture's analysis layer, as registered (check_config refused architectures without one)."""
-    return registry.get(wildcards.arch).causal_layer
+def any_of(names):
+    """A wildcard constraint matching exactly `names`; with none, nothing (Snakemake reads "" as no constraint)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
-def causal_pairs(wildcards, output):
-    return " ".join(
-        f"--split results/splits/{d}/test.npz --out {output[0]}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)
+def rank_options(wildcards, folder):
+    """dfstudy.causal rank's options: the architecture's analysis layer, as registered (check_config refused
+    architectures without one), and one --split/--out pair per RQ3 set."""
+    causal = config["causal"]
+    pairs = " ".join(
+        f"--split results/splits/{d}/test.npz --out {folder}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)
     )
+    return (
+        f"--layer {registry.get(wildcards.arch).causal_layer} {pairs} --n-samples {causal['samples']}"
+        f" --grid {causal['grid']} --measure {causal['measure']} --grid-range {causal['grid_range']}"
+        f" --seed {config['seed']}"
+    )
+
+
+def analysis_splits(wildcards):
+    """Every test split a detector's analyses read: its evaluation sets and RQ3's."""
+    sets = dict.fromkeys([*evaluation_sets(DATASETS, wildcards.trainset), *rq3_datasets(wildcards.trainset)])
+    return {d: f"results/splits/{d}/test.npz" for d in sets}
+
+
+def analysis_stages(wildcards, output):
+    """dfstudy.analyse's stages with their options, each writing into its output folder; rank only where the
+    rule has a causal folder (causal.architectures)."""
+    stages = [
+        f"predict {prediction_pairs(wildcards, output.predictions)} --batch-size {config['evaluation']['batch_size']}",
+        f"gradcam {heatmap_pairs(wildcards, output.gradcam)} {gradcam_options(output.gradcam)}",
+    ]
+    if "causal" in output.keys():
+        stages.append(f"rank {rank_options(wildcards, output.causal)}")
+    return " ".join(stages)
 
 
 def causal_overlaps():
@@ -306,10 +330,10 @@ def report_jobs():
         "audit_leakage": [{}],
         "pack_split": [dict(dataset=d, part=p) for d, p in packed_parts()],
         "train_detector": [dict(trainset=t, arch=a, strategy=s) for t, a, s in trained_detectors()],
-        "predict_detector": dets,
+        "analyse_detector": [d for d in dets if d["arch"] not in CAUSAL_ARCHS],
+        "analyse_detector_rq4": [d for d in dets if d["arch"] in CAUSAL_ARCHS],
         "make_tables": [{}],
         "compare_families": [{}],
-        "explain_detector": dets,
         "compare_heatmaps": [
             dict(variant=v, trainset=t, arch=a, dataset=d)
             for v in GRADCAM_VARIANTS
@@ -321,7 +345,6 @@ def report_jobs():
         "plot_ssim": [dict(variant=v) for v in GRADCAM_VARIANTS],
         "plot_heatmaps": [dict(trainset=t, variant=v) for t in TRAINSETS for v in GRADCAM_VARIANTS],
         "summarize_faithfulness": [{}] if config["gradcam"]["faithfulness"]["images"] else [],
-        "rank_neurons": [d for d in dets if d["arch"] in CAUSAL_ARCHS],
         "overlap_neurons": [d for d in dets if d["arch"] in CAUSAL_ARCHS],
         "summarize_neurons": [{}],
         "plot_neurons": [dict(arch=a) for a in CAUSAL_ARCHS],

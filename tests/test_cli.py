@@ -52,7 +52,7 @@ def _rule_commands():
 
 def test_rules_call_existing_commands(capsys):
     calls = _rule_commands()
-    assert ("dfstudy.faces", "extract") in calls and ("dfstudy.causal", "rank") in calls
+    assert ("dfstudy.faces", "extract") in calls and ("dfstudy.analyse", "--model") in calls
     assert ("dfstudy.similarity", "compare") in calls and ("dfstudy.faces", "merge") in calls
     for module, first in calls:
         argv = ["--help"] if first.startswith("-") else [first, "--help"]

@@ -544,7 +544,7 @@ def test_report_opens_headless_without_console_errors(tree):
 
 # ------------------------------------------------------------------------------------------ report_only
 
-UPSTREAM = {"train_detector", "predict_detector", "explain_detector", "rank_neurons", "pack_split",
+UPSTREAM = {"train_detector", "analyse_detector", "analyse_detector_rq4", "pack_split",
             "make_splits", "merge_faces", "align_faces", "index_videos", "synthesize_corpus"}
 
 
@@ -587,7 +587,7 @@ def test_report_only_never_schedules_training(tmp_path):
         for a in archs:
             for s in PAPER.strategies:
                 paths += [res / "models" / t / a / f"{s}.{x}" for x in ("keras", "json")]
-                ran = ("train_detector", "predict_detector", "explain_detector", *(["rank_neurons"] if a in causal else []))
+                ran = ("train_detector", "analyse_detector_rq4" if a in causal else "analyse_detector")
                 paths += [bench / r / t / a / f"{s}.tsv" for r in ran]
                 dirs += [res / "predictions" / t / a / s, res / "gradcam" / t / a / s]
                 paths += [res / "predictions" / t / a / s / f"{d}.parquet" for d in evaluation_sets(datasets, t)]

@@ -94,7 +94,7 @@ def test_report_only_rebuilds_without_training_or_inference(study):
         shutil.rmtree(study / folder)
     dry = snakemake(study, "report_only", "--workflow-profile", str(ROOT / "profiles/report"), "-n")
     assert dry.returncode == 0, dry.stderr[-4000:]
-    for rule in ("train_detector", "predict_detector", "explain_detector", "rank_neurons"):
+    for rule in ("train_detector", "analyse_detector", "analyse_detector_rq4"):
         assert f"rule {rule}:" not in dry.stdout
     run = snakemake(study, "report_only", "--workflow-profile", str(ROOT / "profiles/report"))
     assert run.returncode == 0, run.stderr[-4000:]
@@ -144,8 +144,8 @@ def test_paper_config_on_mirror_trees_lists_the_whole_study(study, tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     dry = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    for rule, count in (("align_faces", 4 * 64), ("train_detector", 30), ("predict_detector", 30),
-                        ("explain_detector", 30), ("rank_neurons", 18), ("render_report", 1)):
+    for rule, count in (("align_faces", 4 * 64), ("train_detector", 30), ("analyse_detector", 12),
+                        ("analyse_detector_rq4", 18), ("render_report", 1)):
         assert any(line.split() == [rule, str(count)] for line in dry.stdout.splitlines()), (rule, dry.stdout[-3000:])
 
 

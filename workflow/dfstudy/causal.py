@@ -959,20 +959,16 @@ def summarize_main(argv=None):
             _write(json.dumps(result, indent=2) + "\n", args.findings)
 
 
-def rank_main(argv=None):
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    pairs = split_out_pairs(args.split, args.out)
-    from dfstudy.evaluate import load_model
-    from dfstudy.train import configure_backend
+def rank_args(argv=None):
+    return _parser().parse_args(argv)
 
-    if args.threads:
-        configure_backend(args.threads, deterministic=False)
-    device.announce(args.require_gpu, log)
-    model = load_model(args.model, args.plugins)
+
+def rank(args, model):
+    """The ACE of every neuron of ``--layer`` of the loaded `model` on every ``--split`` (``rank``'s work;
+    ``dfstudy.analyse`` calls it with the model it loaded for all of a detector's analyses)."""
+    pairs = split_out_pairs(args.split, args.out)
     head, tail = split_model(model, args.layer)
-    log.info("loaded %s; layer %s -> %s values; fast path: %s", args.model, args.layer,
+    log.info("%s: layer %s -> %s values; fast path: %s", args.model, args.layer,
              tuple(head.outputs[0].shape[1:]), _rank1_plan(tail) is not None)
     for split_path, out_path in pairs:
         images, labels = _load_split(split_path)
@@ -997,6 +993,20 @@ def rank_main(argv=None):
         top = out.nsmallest(5, "rank")
         log.info("-> %s; top neurons %s (effects %s)", out_path, top["neuron"].tolist(),
                  [f"{e:.4g}" for e in top["effect"]])
+
+
+def rank_main(argv=None):
+    args = rank_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    split_out_pairs(args.split, args.out)  # a mismatch fails before the model loads
+    from dfstudy.evaluate import load_model
+    from dfstudy.train import configure_backend
+
+    if args.threads:
+        configure_backend(args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
+    rank(args, load_model(args.model, args.plugins))
 
 
 def main(argv=None):

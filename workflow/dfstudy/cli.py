@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("dfstudy.train", "train one detector"),
     "predict": ("dfstudy.predict", "score videos, folders of videos, or images with a trained detector"),
     "evaluate": ("dfstudy.evaluate", "predict test splits with a detector"),
+    "analyse": ("dfstudy.analyse", "one detector's predictions, Grad-CAM and neuron ranking in one process"),
     "tables": ("dfstudy.tables", "Tables IV-VII, published vs. reproduced, findings 1-2"),
     "comparison": ("dfstudy.comparison", "beyond the study: every detector family ranked, with a sentence"),
     "loo": ("dfstudy.loo", "make | audit | table: beyond the study, leave-one-out over the FF++ methods"),

@@ -27,7 +27,7 @@ from dfstudy.models import registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["predict_split", "load_split", "main"]
+__all__ = ["predict_split", "load_split", "parse_args", "run", "main"]
 
 SPLIT_KEYS = ("images", "labels", "image_ids", "video_ids")
 
@@ -123,11 +123,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace, model) -> None:
+    """Score every ``--split`` with the loaded `model` into its ``--out`` (``main``'s work; ``dfstudy.analyse``
+    calls it with the model it loaded for all of a detector's analyses)."""
+    for split_path, out_path in split_out_pairs(args.split, args.out):
+        split = load_split(split_path)
+        pred = predict_split(model, split, batch_size=args.batch_size)
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        pred.to_parquet(out_path, index=False)
+        acc = 100.0 * float((is_fake(pred["score"]) == (pred["label"] == 1)).mean()) if len(pred) else float("nan")
+        log.info("%s: %d images, accuracy %.2f %% -> %s", split_path, len(pred), acc, out_path)
+
+
 def main(argv=None) -> None:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    pairs = split_out_pairs(args.split, args.out)
+    split_out_pairs(args.split, args.out)  # a mismatch fails before the model loads
     if args.threads:
         # the project's one place that touches tf: caps TF thread pools, a no-op on other backends
         from dfstudy.train import configure_backend
@@ -136,14 +153,7 @@ def main(argv=None) -> None:
     device.announce(args.require_gpu, log)
     model = load_model(args.model, args.plugins)
     log.info("loaded %s", args.model)
-    for split_path, out_path in pairs:
-        split = load_split(split_path)
-        pred = predict_split(model, split, batch_size=args.batch_size)
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        pred.to_parquet(out_path, index=False)
-        acc = 100.0 * float((is_fake(pred["score"]) == (pred["label"] == 1)).mean()) if len(pred) else float("nan")
-        log.info("%s: %d images, accuracy %.2f %% -> %s", split_path, len(pred), acc, out_path)
+    run(args, model)
 
 
 if __name__ == "__main__":

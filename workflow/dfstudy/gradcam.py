@@ -520,19 +520,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    from dfstudy.evaluate import load_model
-    from dfstudy.train import configure_backend
-
-    configure_backend(args.threads, deterministic=False)
-    device.announce(args.require_gpu, log)
+def _variants_and_pairs(args):
     variants = list(dict.fromkeys(args.variant or ["study_code", "heatmap"]))
     pairs = split_out_pairs(args.split, args.out)
     if len(variants) > 1 and any("{variant}" not in out for _, out in pairs):
         raise SystemExit("with several --variant, every --out must contain '{variant}'")
-    model = load_model(args.model, args.plugins)  # once for all of the detector's sets
+    return variants, pairs
+
+
+def run(args, model):
+    """Every ``--variant``'s maps of every ``--split`` with the loaded `model`, and the deletion test
+    (``main``'s work; ``dfstudy.analyse`` calls it with the model it loaded for all of a detector's analyses)."""
+    variants, pairs = _variants_and_pairs(args)
     layer = args.layer or last_conv_layer(model)
     detector = args.detector or _detector_from_model_path(args.model)
     faithfulness = []
@@ -570,6 +569,18 @@ def main(argv=None):
         columns = ["detector", "dataset", "variant", "image_id", "fraction", "p_base", "p_top", "p_random"]
         Path(args.faithfulness).parent.mkdir(parents=True, exist_ok=True)
         pd.concat(faithfulness, ignore_index=True)[columns].to_csv(args.faithfulness, index=False)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    from dfstudy.evaluate import load_model
+    from dfstudy.train import configure_backend
+
+    _variants_and_pairs(args)  # bad options fail before the model loads
+    configure_backend(args.threads, deterministic=False)
+    device.announce(args.require_gpu, log)
+    run(args, load_model(args.model, args.plugins))  # loaded once for all of the detector's sets
 
 
 if __name__ == "__main__":
