@@ -233,17 +233,15 @@ def heatmaps_of_group(wildcards):
 
 
 def group_heatmap_files(wildcards, input):
-    return " ".join(f"{d}/{wildcards.variant}/{wildcards.dataset}.npz" for d in input)
+    """Per RQ3 test set: --dataset and the group's heatmap files of the variant (dfstudy.similarity compare)."""
+    return " ".join(
+        f"--dataset {s} --heatmaps " + " ".join(f"{d}/{wildcards.variant}/{s}.npz" for d in input)
+        for s in rq3_datasets(wildcards.trainset)
+    )
 
 
 def ssim_tables():
-    return [
-        f"results/gradcam/ssim/{v}/{t}_{a}_{d}.csv"
-        for v in GRADCAM_VARIANTS
-        for t in TRAINSETS
-        for a in ARCHS
-        for d in rq3_datasets(t)
-    ]
+    return [f"results/gradcam/ssim/{v}/{t}_{a}.csv" for v in GRADCAM_VARIANTS for t in TRAINSETS for a in ARCHS]
 
 
 def rq3_figures():
@@ -335,11 +333,7 @@ def report_jobs():
         "make_tables": [{}],
         "compare_families": [{}],
         "compare_heatmaps": [
-            dict(variant=v, trainset=t, arch=a, dataset=d)
-            for v in GRADCAM_VARIANTS
-            for t in TRAINSETS
-            for a in ARCHS
-            for d in rq3_datasets(t)
+            dict(variant=v, trainset=t, arch=a) for v in GRADCAM_VARIANTS for t in TRAINSETS for a in ARCHS
         ],
         "summarize_ssim": [{}],
         "plot_ssim": [dict(variant=v) for v in GRADCAM_VARIANTS],

@@ -1,23 +1,24 @@
+# one job per congenetic group and variant, over the group's RQ3 test sets
 rule compare_heatmaps:
     input:
         heatmaps_of_group,
     output:
-        "results/gradcam/ssim/{variant}/{trainset}_{arch}_{dataset}.csv",
+        "results/gradcam/ssim/{variant}/{trainset}_{arch}.csv",
     log:
-        "results/logs/compare_heatmaps/{variant}/{trainset}_{arch}_{dataset}.log",
+        "results/logs/compare_heatmaps/{variant}/{trainset}_{arch}.log",
     benchmark:
-        "results/benchmarks/compare_heatmaps/{variant}/{trainset}_{arch}_{dataset}.tsv"
+        "results/benchmarks/compare_heatmaps/{variant}/{trainset}_{arch}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=20,
+        runtime=60,
     params:
         files=group_heatmap_files,
     shell:
-        "python -m dfstudy.similarity compare --group {wildcards.trainset}/{wildcards.arch}"
-        " --dataset {wildcards.dataset} --heatmaps {params.files} --out {output} > {log} 2>&1"
+        "python -m dfstudy.similarity compare --group {wildcards.trainset}/{wildcards.arch} {params.files}"
+        " --out {output} > {log} 2>&1"
 
 
 rule summarize_ssim:

@@ -191,10 +191,12 @@ def test_every_model_job_gets_the_plugins(plugin, tmp_path):
                                     "causal": {"architectures": ["ToyNet"]}}))
     out = dry_run(tmp_path, str(mine), env=env)
     commands = [line for line in out.splitlines() if "--model results/models/" in line or "dfstudy.train" in line]
-    stages = {m for line in commands for m in re.findall(r"python -m dfstudy\.(\w+) (?:rank )?--(?:model|arch)", line)}
-    assert stages == {"train", "evaluate", "gradcam", "causal"}, stages
+    stages = {m for line in commands for m in re.findall(r"python -m dfstudy\.(\w+) --(?:model|arch)", line)}
+    assert stages == {"train", "analyse"}, stages
     assert all(f"--plugins {PLUGIN}" in line for line in commands), [c for c in commands if "--plugins" not in c][:2]
-    assert sum("dfstudy.causal rank --model" in line and "--layer features " in line for line in commands) == 6
+    analyses = [line for line in commands if "dfstudy.analyse --model" in line]
+    assert len(analyses) == 6 and all(" predict --split " in line and " gradcam --split " in line for line in analyses)
+    assert all(" rank --layer features " in line for line in analyses)
 
 
 # the layer-aggregation detector -------------------------------------------------------------------------

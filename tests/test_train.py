@@ -118,6 +118,45 @@ class _Kill(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+def test_transfer_trains_its_head_on_the_frozen_trunk_computed_once(small, original, tmp_path, caplog):
+    """The trunk before MesoNet's first dropout is frozen under transfer: computed once, it trains the head to
+    the weights and history of the whole model run every epoch, and a killed run resumes to them too."""
+    init = keras.saving.load_model(original[0], compile=False)
+    # shuffled validation labels: no epoch reaches accuracy 1.0, which would end training after it
+    val = {**small[1], "labels": np.random.default_rng(0).permutation(small[1]["labels"])}
+    data = (small[0], val)
+    with caplog.at_level(logging.INFO, logger="dfstudy.train"):
+        cached, _, cached_history, card = run(data, tmp_path / "cached", strategy="transfer", init_model=init)
+        with pytest.raises(KeyboardInterrupt):
+            run(data, tmp_path / "killed", strategy="transfer", init_model=init, callbacks=[_Kill()])
+        resumed, _, resumed_history, _ = run(data, tmp_path / "killed", strategy="transfer", init_model=init)
+    assert "frozen trunk computed once" in caplog.text and "resuming from epoch 2" in caplog.text
+    assert card["head_trained_on_trunk_outputs_from"] == "head_drop1" and len(cached_history) == 2
+    whole, _, whole_history, whole_card = run(data, tmp_path / "whole", strategy="transfer", init_model=init,
+                                              cache_trunk=False)
+    assert "head_trained_on_trunk_outputs_from" not in whole_card
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(cached_history[cols], whole_history[cols], rtol=1e-6)
+    pd.testing.assert_frame_equal(resumed_history[cols], cached_history[cols], check_exact=True)
+    for a, b, c in zip(cached.weights, whole.weights, resumed.weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(np.array(c), np.array(a))
+
+
+def test_no_trunk_is_split_off_where_the_first_layer_trains_or_a_connection_crosses():
+    original = models.build("MesoNet", (SIZE, SIZE, 3))
+    assert T.frozen_trunk(original) is None  # every layer trains
+    def frozen(arch):
+        return T.freeze_all_but(models.build(arch, (SIZE, SIZE, 3)), models.transfer_layers(arch))
+
+    assert T.frozen_trunk(frozen("EfficientNet")) is None  # stochastic depth from block 2 on, in residual blocks
+    xception = frozen("XceptionNet")
+    trunk, head = T.frozen_trunk(xception)
+    assert [layer.name for layer in head.layers[1:3]] == ["block14_sepconv2", "block14_sepconv2_bn"]
+    images = synthetic(4, 3)["images"]
+    np.testing.assert_allclose(head(trunk(images)), xception(images), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow  # over 10 s (two trainings each)
 @pytest.mark.parametrize("recalibrate_bn", [False, True])
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, caplog, recalibrate_bn):

@@ -8,10 +8,10 @@ command runs (``dfstudy.evaluate``, ``dfstudy.gradcam``, ``dfstudy.causal rank``
 options after the stage's name; ``--model`` and the options of the process (threads, plugins, GPU) come
 first, once::
 
-    python -m dfstudy.analyse --model results/models/CELEB/MesoNet/original.keras --threads 1 \\
-        predict --split results/splits/CELEB/test.npz --out results/predictions/CELEB/MesoNet/original/CELEB.parquet \\
-        gradcam --split results/splits/CELEB/test.npz --out 'results/gradcam/CELEB/MesoNet/original/{variant}/CELEB.npz' \\
-        rank --layer features --split results/splits/CELEB/test.npz --out results/causal/CELEB/MesoNet/original/CELEB.parquet
+    cd results && python -m dfstudy.analyse --model models/CELEB/MesoNet/original.keras --threads 1 \\
+        predict --split splits/CELEB/test.npz --out predictions/CELEB/MesoNet/original/CELEB.parquet \\
+        gradcam --split splits/CELEB/test.npz --out 'gradcam/CELEB/MesoNet/original/{variant}/CELEB.npz' \\
+        rank --layer features --split splits/CELEB/test.npz --out causal/CELEB/MesoNet/original/CELEB.parquet
 
 Grad-CAM needs TensorFlow (tf-explain is TensorFlow code): on another backend (``detectors.backend: jax``)
 it runs in a TensorFlow process of its own, the other stages in this one.

@@ -12,10 +12,11 @@ in the space each Grad-CAM variant calls for (``dfstudy.gradcam.SSIM_SPACE``): `
 
 Command lines::
 
-    # one group, one test set: per-image SSIM
-    python -m dfstudy.similarity --group CELEB/MesoNet --dataset FS \
-        --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/FS.npz \
-        --out results/gradcam/ssim/heatmap/CELEB_MesoNet_FS.csv
+    # one group, its test sets (each --dataset followed by its --heatmaps): per-image SSIM
+    python -m dfstudy.similarity compare --group CELEB/MesoNet \
+        --dataset FS --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/FS.npz \
+        --dataset NT --heatmaps results/gradcam/CELEB/MesoNet/{original,transfer,merge}/heatmap/NT.npz \
+        --out results/gradcam/ssim/heatmap/CELEB_MesoNet.csv
     # all per-image files: one RQ3 table per variant and the Finding 3 verdicts
     python -m dfstudy.similarity summarize --inputs results/gradcam/ssim/*/*.csv \
         --variants study_code heatmap --study "$STUDY_JSON" \
@@ -323,35 +324,46 @@ def finding3_variants(tables: dict) -> dict:
 
 
 def compute_main(argv=None):
-    from dfstudy.gradcam import SSIM_SPACE
-
     p = argparse.ArgumentParser(prog="python -m dfstudy.similarity compare", description="per-image group SSIM")
     p.add_argument("--group", required=True, help="trainset/arch, e.g. CELEB/MesoNet")
-    p.add_argument("--dataset", required=True, help="test set name, e.g. FS")
-    p.add_argument("--heatmaps", nargs="+", required=True, help="dfstudy.gradcam .npz files of the group")
+    p.add_argument("--dataset", action="append", required=True,
+                   help="test set name, e.g. FS; repeat, each followed by its --heatmaps")
+    p.add_argument("--heatmaps", nargs="+", action="append", required=True,
+                   help="dfstudy.gradcam .npz files of the group on the --dataset before")
     p.add_argument("--out", required=True, help="per-image CSV")
     p.add_argument("--space", choices=("map", "jet"), default=None,
                    help="default: the one the files' Grad-CAM variant calls for (dfstudy.gradcam.SSIM_SPACE)")
     args = p.parse_args(argv)
-    trainset, arch = args.group.split("/")
-    loaded = [load_heatmaps(path) for path in args.heatmaps]
+    if len(args.dataset) != len(args.heatmaps):
+        raise SystemExit(f"{len(args.dataset)} --dataset but {len(args.heatmaps)} --heatmaps")
+    frame = pd.concat([_group_ssim(args.group, dataset, paths, args.space)
+                       for dataset, paths in zip(args.dataset, args.heatmaps)], ignore_index=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+
+
+def _group_ssim(group, dataset, paths, space=None):
+    """Per-image SSIM of one group's heatmaps on one test set."""
+    from dfstudy.gradcam import SSIM_SPACE
+
+    trainset, arch = group.split("/")
+    loaded = [load_heatmaps(path) for path in paths]
     variants = {d["variant"] or "heatmap" for d in loaded}  # files without the field predate the variants
     if len(variants) != 1:
         raise SystemExit(f"the heatmap files mix Grad-CAM variants: {sorted(variants)}")
     variant = variants.pop()
-    space = args.space or SSIM_SPACE[variant]
+    space = space or SSIM_SPACE[variant]
     image_ids, maps = _aligned(loaded)
-    names = _detector_names(loaded, args.heatmaps)
+    names = _detector_names(loaded, paths)
     pairs = pair_ssims(dict(zip(names, maps)), space)
     frame = pd.DataFrame(
-        {"variant": variant, "trainset": trainset, "arch": arch, "dataset": args.dataset, "image_id": image_ids,
+        {"variant": variant, "trainset": trainset, "arch": arch, "dataset": dataset, "image_id": image_ids,
          "ssim": np.mean(list(pairs.values()), axis=0)}
         | {f"ssim_{a}_{b}": v for (a, b), v in pairs.items()}
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
-    log.info("%s %s (%s, SSIM on %s): %d images, %s", args.group, args.dataset, variant, space, len(frame),
+    log.info("%s %s (%s, SSIM on %s): %d images, %s", group, dataset, variant, space, len(frame),
              ssim_bins(frame["ssim"]))
+    return frame
 
 
 def summarize_main(argv=None):
@@ -383,7 +395,7 @@ def summarize_main(argv=None):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     run_subcommands("python -m dfstudy.similarity", "SSIM of congenetic Grad-CAM heatmaps (RQ3)",
-                    {"compare": ("per-image SSIM of one group's heatmaps on one test set", compute_main),
+                    {"compare": ("per-image SSIM of one group's heatmaps on its test sets", compute_main),
                      "summarize": ("RQ3 tables (one per Grad-CAM variant) and Finding 3", summarize_main)}, argv)
 
 
