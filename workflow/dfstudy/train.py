@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from dfstudy import adversarial as dann
 from dfstudy import device, models
-from dfstudy.batches import Batches, epoch_order
+from dfstudy.batches import VALIDATION_WORKERS, Batches, epoch_order
 from dfstudy.models import registry
 
 LOG = logging.getLogger("dfstudy.train")  # not __name__: that is "__main__" under python -m
@@ -433,7 +433,7 @@ def train_detector(
     best_path = workdir / "best.keras"
     # after a resume, only an epoch better than every earlier one may replace the saved best
     best_val = max((r["val_accuracy"] for r in rows), default=-math.inf)
-    val_batches = Batches(x_val, val["labels"], batch_size)
+    val_batches = Batches(x_val, val["labels"], batch_size, workers=VALIDATION_WORKERS)
     n_train = len(train["images"])
     stop = None
     backed_up = time.perf_counter()
