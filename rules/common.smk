@@ -181,10 +181,14 @@ def detector_options(arch, strategy, init=None):
     return " ".join(opts)
 
 
+def split_out_pairs(datasets, out):
+    """--split/--out pairs of a stage that loads its model once for several test sets; `out` has {d}."""
+    return " ".join(f"--split results/splits/{d}/test.npz --out {out.format(d=d)}" for d in datasets)
+
+
 def prediction_pairs(wildcards, folder):
     """--split/--out pairs: one model load scores every set the detector is evaluated on."""
-    sets = evaluation_sets(DATASETS, wildcards.trainset)
-    return " ".join(f"--split results/splits/{d}/test.npz --out {folder}/{d}.parquet" for d in sets)
+    return split_out_pairs(evaluation_sets(DATASETS, wildcards.trainset), f"{folder}/{{d}}.parquet")
 
 
 def prediction_files():
@@ -205,10 +209,8 @@ def rq3_datasets(trainset):
 
 
 def heatmap_pairs(wildcards, folder):
-    out = f"{folder}/{{variant}}"  # dfstudy.gradcam writes one file per variant
-    return " ".join(
-        f"--split results/splits/{d}/test.npz --out {out}/{d}.npz" for d in rq3_datasets(wildcards.trainset)
-    )
+    # dfstudy.gradcam writes one file per variant: {variant} stays in the path it is given
+    return split_out_pairs(rq3_datasets(wildcards.trainset), f"{folder}/{{{{variant}}}}/{{d}}.npz")
 
 
 def gradcam_options(folder):
@@ -268,9 +270,7 @@ def rank_options(wildcards, folder):
     """dfstudy.causal rank's options: the architecture's analysis layer, as registered (check_config refused
     architectures without one), and one --split/--out pair per RQ3 set."""
     causal = config["causal"]
-    pairs = " ".join(
-        f"--split results/splits/{d}/test.npz --out {folder}/{d}.parquet" for d in rq3_datasets(wildcards.trainset)
-    )
+    pairs = split_out_pairs(rq3_datasets(wildcards.trainset), f"{folder}/{{d}}.parquet")
     return (
         f"--layer {registry.get(wildcards.arch).causal_layer} {pairs} --n-samples {causal['samples']}"
         f" --grid {causal['grid']} --measure {causal['measure']} --grid-range {causal['grid_range']}"

@@ -82,6 +82,5 @@ class DomainBatches(Batches):
         self.domains = np.asarray(domains, dtype="float32").reshape(-1, 1)
 
     def __getitem__(self, index):
-        images, labels = super().__getitem__(index)
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return images, (labels, self.domains[rows])
+        rows = self.rows_of(index)
+        return self.images[rows], (self.labels[rows], self.domains[rows])

@@ -45,9 +45,13 @@ class Batches(keras.utils.PyDataset):
     def __len__(self):
         return math.ceil(self.rows / self.batch_size)
 
-    def __getitem__(self, index):
+    def rows_of(self, index):
+        """The rows (a slice, or indices into the arrays) of batch `index`."""
         window = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        rows = window if self.order is None else self.order[window]
+        return window if self.order is None else self.order[window]
+
+    def __getitem__(self, index):
+        rows = self.rows_of(index)
         return self.images[rows], self.labels[rows]
 
 
