@@ -45,6 +45,10 @@ STUDY_WORDS = STUDY.words()
 # gain little from a second thread, while a second job on the other core doubles the work done; GPU nodes
 # get theirs from the profile (profiles/slurm: set-threads), and --set-threads overrides either.
 MODEL_THREADS = 1
+# Trainings go before the jobs that read their models (Snakemake's default priority is 0): fine-tunings wait
+# on an original and every analysis on a detector, so a training that starts late (in the demo an XceptionNet
+# original and its merge, 3.5 minutes) runs on alone at the end; started first, the analyses fill the cores.
+TRAINING_PRIORITY = 1
 
 
 def keras_backend():

@@ -86,6 +86,7 @@ rule train_loo_detector:
     wildcard_constraints:
         heldout="|".join(LOO["methods"]),
         arch="|".join(LOO_ARCHS),
+    priority: TRAINING_PRIORITY
     conda:
         GPU_ENV
     threads: MODEL_THREADS

@@ -9,6 +9,7 @@ rule train_detector:
         "results/logs/train_detector/{trainset}/{arch}/{strategy}.log",
     benchmark:
         "results/benchmarks/train_detector/{trainset}/{arch}/{strategy}.tsv"
+    priority: TRAINING_PRIORITY
     conda:
         GPU_ENV
     threads: MODEL_THREADS

@@ -171,6 +171,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(small, tmp_path, ca
     for a, b in zip(resumed.weights, whole.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     assert not (tmp_path / "killed" / "backup").exists()  # finished: nothing left to resume
+    assert not (tmp_path / "killed" / "best.keras").exists()  # the model was returned
 
 
 @pytest.mark.slow  # over 10 s
@@ -182,6 +183,26 @@ def test_a_kill_before_the_first_backup_starts_over_to_the_same_result(small, tm
     _, _, history, _ = run(small, tmp_path / "killed", backup_every=3600)
     cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     pd.testing.assert_frame_equal(history[cols], whole_history[cols])
+
+
+def test_the_best_epoch_is_written_when_asked_and_the_model_trains_on_untouched(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _dropout_bn_model()
+    kept = T._Best(tmp_path / "best.keras", 0.5)  # 0.5: the best of the epochs a resume restored
+    kept.offer(model, 0.5)
+    kept.write(model)
+    assert not kept.path.exists()  # a tie keeps the earlier epoch, whose file is the resumed run's
+    kept.offer(model, 0.7)
+    best = [w.copy() for w in model.get_weights()]
+    for variable in model.weights:  # training goes on
+        variable.assign(variable + 1.0)
+    later = model.get_weights()
+    kept.offer(model, 0.6)
+    kept.write(model)
+    for a, b in zip(model.get_weights(), later):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(keras.saving.load_model(kept.path, compile=False).get_weights(), best):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_training_stops_when_no_later_epoch_could_be_kept():
