@@ -249,7 +249,7 @@ class _Best:
         """Keep `model`'s weights if `val_accuracy` beats every earlier epoch (a tie keeps the earlier)."""
         if val_accuracy > self.val_accuracy:
             self.val_accuracy = val_accuracy
-            self.weights = [np.array(w, copy=True) for w in model.get_weights()]
+            self.weights = model.get_weights()  # copies (Variable.numpy is np.array): training goes on apart
 
     def write(self, model):
         """Save the kept weights in `model`'s form to `path`, leaving `model`'s own weights as they are."""
